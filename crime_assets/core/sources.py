@@ -1,0 +1,144 @@
+"""Where raw incident records come from: one interface, two implementations.
+
+A source does its slow I/O in ``collect`` (before the warehouse is locked) and hands back
+a ``StagedIncidents`` that registers the records, as text in snake-cased source field names,
+as the ``staged_incidents`` view of a DuckDB connection.
+"""
+
+from __future__ import annotations
+
+import glob
+from functools import cache
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import duckdb
+import pandas as pd
+
+from crime_assets.core.months import MonthWindow
+from crime_assets.core.schema import SOURCE_FIELDS
+from crime_assets.core.socrata import SocrataClient
+
+EXPORT_SUFFIXES = (".csv", ".csv.gz", ".csv.zst")
+
+
+class StagedIncidents(Protocol):
+    label: str
+    keeps_outside_rows: bool  # True: every row returned was asked for this window, so strays are quarantined
+
+    def register(self, con: duckdb.DuckDBPyConnection) -> None: ...
+
+
+class IncidentSource(Protocol):
+    def collect(self, window: MonthWindow) -> StagedIncidents: ...
+
+
+def resolve_export_files(path: str | Path) -> list[Path]:
+    """A file, a folder (every export file in it) or a glob pattern -> the export files, sorted."""
+    text = str(path)
+    if any(ch in text for ch in "*?["):
+        files = [Path(p) for p in glob.glob(text)]
+    elif Path(text).is_dir():
+        files = [p for p in Path(text).iterdir()]
+    elif Path(text).is_file():
+        files = [Path(text)]
+    else:
+        raise FileNotFoundError(f"CRIME_EXPORT_PATH {text!r} is not a file, folder or glob that exists")
+    files = sorted(p for p in files if p.name.lower().endswith(EXPORT_SUFFIXES))
+    if len(files) > 1:
+        # A folder may hold other tables (the stations, an API sample): keep the crime exports.
+        files = [p for p in files if {"id", "date"} <= _header(p)]
+    if not files:
+        raise FileNotFoundError(f"no bulk-export files ({', '.join(EXPORT_SUFFIXES)}) at {text!r}")
+    return files
+
+
+@cache
+def _header(path: Path) -> set[str]:
+    rows = duckdb.execute(
+        "DESCRIBE SELECT * FROM read_csv($f, header=true, all_varchar=true, normalize_names=true)",
+        {"f": str(path)}).fetchall()
+    return {row[0] for row in rows}
+
+
+def _text_columns(present: set[str]) -> str:
+    return ", ".join(f"{f}" if f in present else f"NULL::VARCHAR AS {f}" for f in SOURCE_FIELDS)
+
+
+@dataclass(frozen=True)
+class ExportFiles:
+    files: tuple[Path, ...]
+    label: str
+    keeps_outside_rows: bool = False
+
+    def register(self, con: duckdb.DuckDBPyConnection) -> None:
+        scan = (
+            "read_csv($files, header=true, all_varchar=true, union_by_name=true,"
+            " normalize_names=true, filename=true)"
+        )
+        files = [str(f) for f in self.files]
+        present = set().union(*(_header(f) for f in self.files))
+        missing = {"id", "date"} - present
+        if missing:
+            raise ValueError(f"{self.label}: not a crime export, no column(s) {sorted(missing)}; found {sorted(present)}")
+        # A view cannot hold parameters: inline the (quoted) file list.
+        file_list = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW staged_incidents AS SELECT {_text_columns(present)},"
+            f" NULL::VARCHAR AS _requested_month, parse_filename(filename) AS _source"
+            f" FROM {scan.replace('$files', file_list)}"
+        )
+
+
+@dataclass(frozen=True)
+class ExportSource:
+    """The portal's bulk CSV download: plain, .gz or .zst, 20 or 22 columns, one file or many."""
+
+    path: str
+
+    def collect(self, window: MonthWindow) -> ExportFiles:
+        files = tuple(resolve_export_files(self.path))
+        return ExportFiles(files, label=f"export:{', '.join(f.name for f in files)}")
+
+
+@dataclass(frozen=True)
+class FetchedRecords:
+    frame: pd.DataFrame
+    label: str
+    keeps_outside_rows: bool = True
+
+    def register(self, con: duckdb.DuckDBPyConnection) -> None:
+        con.register("fetched_records", self.frame)
+        con.execute("CREATE OR REPLACE TEMP VIEW staged_incidents AS SELECT * FROM fetched_records")
+
+
+def records_to_frame(records: list[dict], requested_month: str, source: str) -> pd.DataFrame:
+    """JSON API records (lower-case fields, JSON booleans, nested location) as a text frame."""
+    frame = pd.DataFrame.from_records(records, columns=list(SOURCE_FIELDS)) if records else pd.DataFrame(
+        columns=list(SOURCE_FIELDS))
+    frame = frame.astype(object).where(frame.notna(), None)
+    for column in SOURCE_FIELDS:
+        frame[column] = [None if v is None else str(v) for v in frame[column]]
+    frame["_requested_month"] = requested_month
+    frame["_source"] = source
+    return frame.astype({c: "string" for c in frame.columns})
+
+
+@dataclass
+class SocrataSource:
+    """Live records from the Socrata API, fetched month by month in id order."""
+
+    client: SocrataClient
+    dataset_id: str
+    logger: logging.Logger = field(default_factory=lambda: logging.getLogger(__name__), repr=False)
+
+    def collect(self, window: MonthWindow) -> FetchedRecords:
+        label = f"socrata:{self.client.domain}/{self.dataset_id}"
+        frames = []
+        for month in window.months():
+            records = self.client.fetch_window(self.dataset_id, month.start, month.end, label=month.label)
+            self.logger.info("%s: fetched %d records", month.label, len(records))
+            frames.append(records_to_frame(records, month.label, label))
+        return FetchedRecords(pd.concat(frames, ignore_index=True), label=label)

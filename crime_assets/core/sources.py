@@ -49,22 +49,27 @@ def resolve_export_files(path: str | Path) -> list[Path]:
     files = sorted(p for p in files if p.name.lower().endswith(EXPORT_SUFFIXES))
     if len(files) > 1:
         # A folder may hold other tables (the stations, an API sample): keep the crime exports.
-        files = [p for p in files if {"id", "date"} <= _header(p)]
+        files = [p for p in files if {"id", "date"} <= _header(p).keys()]
     if not files:
-        raise FileNotFoundError(f"no bulk-export files ({', '.join(EXPORT_SUFFIXES)}) at {text!r}")
+        raise FileNotFoundError(f"CRIME_EXPORT_PATH {text!r}: no crime bulk-export files ({', '.join(EXPORT_SUFFIXES)})")
     return files
 
 
+def snake_case(name: str) -> str:
+    return "_".join(name.strip().lower().split())
+
+
 @cache
-def _header(path: Path) -> set[str]:
-    rows = duckdb.execute(
-        "DESCRIBE SELECT * FROM read_csv($f, header=true, all_varchar=true, normalize_names=true)",
-        {"f": str(path)}).fetchall()
-    return {row[0] for row in rows}
+def _header(path: Path) -> dict[str, str]:
+    """snake_case field name -> the header as written ("Case Number"), for one export file."""
+    rows = duckdb.execute("DESCRIBE SELECT * FROM read_csv($f, header=true, all_varchar=true)", {"f": str(path)}).fetchall()
+    return {snake_case(row[0]): row[0] for row in rows}
 
 
-def _text_columns(present: set[str]) -> str:
-    return ", ".join(f"{f}" if f in present else f"NULL::VARCHAR AS {f}" for f in SOURCE_FIELDS)
+def _text_columns(header: dict[str, str]) -> str:
+    return ", ".join(
+        f'"{header[f]}" AS {f}' if f in header else f"NULL::VARCHAR AS {f}" for f in SOURCE_FIELDS
+    )
 
 
 @dataclass(frozen=True)
@@ -74,21 +79,18 @@ class ExportFiles:
     keeps_outside_rows: bool = False
 
     def register(self, con: duckdb.DuckDBPyConnection) -> None:
-        scan = (
-            "read_csv($files, header=true, all_varchar=true, union_by_name=true,"
-            " normalize_names=true, filename=true)"
-        )
-        files = [str(f) for f in self.files]
-        present = set().union(*(_header(f) for f in self.files))
-        missing = {"id", "date"} - present
+        header: dict[str, str] = {}
+        for path in self.files:
+            header |= _header(path)
+        missing = {"id", "date"} - header.keys()
         if missing:
-            raise ValueError(f"{self.label}: not a crime export, no column(s) {sorted(missing)}; found {sorted(present)}")
+            raise ValueError(f"{self.label}: not a crime export, no column(s) {sorted(missing)}; found {sorted(header)}")
         # A view cannot hold parameters: inline the (quoted) file list.
-        file_list = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
+        file_list = "[" + ", ".join("'" + str(f).replace("'", "''") + "'" for f in self.files) + "]"
         con.execute(
-            f"CREATE OR REPLACE TEMP VIEW staged_incidents AS SELECT {_text_columns(present)},"
-            f" NULL::VARCHAR AS _requested_month, parse_filename(filename) AS _source"
-            f" FROM {scan.replace('$files', file_list)}"
+            f"CREATE OR REPLACE TEMP VIEW staged_incidents AS SELECT {_text_columns(header)},"
+            " NULL::VARCHAR AS _requested_month, parse_filename(filename) AS _source"
+            f" FROM read_csv({file_list}, header=true, all_varchar=true, union_by_name=true, filename=true)"
         )
 
 

@@ -15,13 +15,14 @@ ASSET_MODULES = [
 ]
 
 
-def build_defs(settings: Settings) -> dg.Definitions:
+def build_defs(settings: Settings, resources: dict | None = None) -> dg.Definitions:
+    """The definitions for these settings; ``resources`` replaces single resources (tests, notebooks)."""
     assets = dg.load_assets_from_modules(ASSET_MODULES)
     return dg.Definitions(
         assets=assets,
         jobs=[monthly_assets_job(assets)],
         asset_checks=dg.load_asset_checks_from_modules(ASSET_MODULES),
-        resources=build_resources(settings),
+        resources=build_resources(settings) | (resources or {}),
         # Steps of one run share a process: a subprocess per step costs ~3 s and buys nothing here,
         # since every step holds the single DuckDB writer lock anyway.
         executor=dg.in_process_executor,

@@ -25,10 +25,10 @@ def range_tags(first: str, last: str) -> dict[str, str]:
 
 def materialize_months(
     selection: str | list[str], first: str, last: str | None, settings: Settings,
-    instance: dg.DagsterInstance | None = None, raise_on_error: bool = True,
+    instance: dg.DagsterInstance | None = None, raise_on_error: bool = True, resources: dict | None = None,
 ) -> dg.ExecuteInProcessResult:
     """One run over the months first...last, like `dagster asset materialize --partition-range`."""
-    defs = build_defs(settings)
+    defs = build_defs(settings, resources)
     job = defs.resolve_implicit_global_asset_job_def().get_subset(
         asset_selection=set(dg.AssetSelection.from_coercible(selection).resolve(defs.resolve_asset_graph()))
     )

@@ -13,7 +13,7 @@ from typing import Optional
 import dagster as dg
 import duckdb
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from crime_assets.core.socrata import SocrataClient
 from crime_assets.core.sources import ExportSource, IncidentSource, SocrataSource
@@ -73,13 +73,22 @@ class CrimeSource(dg.ConfigurableResource):
     stations_dataset: str = "z8bn-74gv"
     request_timeout_s: float = 60.0
     max_attempts: int = 6
+    backoff_base_s: float = 1.0
     stations_snapshot: str = Field(default=str(SAMPLE_DIR / "police_stations.csv"),
                                    description="the stations CSV used with the export source")
 
+    _socrata: Optional[SocrataClient] = PrivateAttr(default=None)
+
     def _client(self) -> SocrataClient:
+        # One client per resource: one HTTP session, and at most one "no app token" warning.
+        if self._socrata is None:
+            self._socrata = self._new_client()
+        return self._socrata
+
+    def _new_client(self) -> SocrataClient:
         return SocrataClient(domain=self.socrata_domain, app_token=self.socrata_app_token or None,
                              page_size=self.socrata_page_size, timeout=self.request_timeout_s,
-                             max_attempts=self.max_attempts)
+                             max_attempts=self.max_attempts, backoff_base=self.backoff_base_s)
 
     def _check_kind(self) -> None:
         if self.kind not in SOURCES:

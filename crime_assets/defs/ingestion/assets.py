@@ -30,7 +30,7 @@ def police_stations(context: dg.AssetExecutionContext, warehouse: Warehouse, sou
         "dagster/row_count": len(stations),
         "district_stations": int(stations["is_district_station"].sum()),
         "source": origin,
-        "preview": dg.MetadataValue.md(stations.to_markdown(index=False)),
+        "preview": markdown_table(stations.columns, stations.itertuples(index=False)),
     })
 
 

@@ -1,0 +1,30 @@
+# One image for the Dagster webserver, the daemon and the code location.
+#   docker build -t crime-assets .
+#   docker run -p 3000:3000 -v crime-data:/app/data crime-assets                      # webserver on :3000
+#   docker run -v crime-data:/app/data crime-assets dagster-daemon run -w workspace.yaml   # the daemon
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    DAGSTER_HOME=/app \
+    CRIME_DATA_DIR=/app/data
+
+WORKDIR /app
+
+# Dependencies first, pinned by the lock file, so code changes do not reinstall them.
+COPY requirements.lock ./
+RUN pip install -r requirements.lock
+
+COPY pyproject.toml README.md ./
+COPY crime_assets ./crime_assets
+RUN pip install --no-deps . \
+    && useradd --create-home --uid 1000 crime \
+    && mkdir -p /app/data /app/.dagster_home \
+    && chown -R crime:crime /app/data /app/.dagster_home
+COPY dagster.yaml workspace.yaml ./
+
+USER crime
+EXPOSE 3000
+CMD ["dagster-webserver", "-h", "0.0.0.0", "-p", "3000", "-w", "workspace.yaml"]

@@ -15,6 +15,7 @@ import duckdb
 import pandas as pd
 from pydantic import Field, PrivateAttr
 
+from crime_assets.core.quality import Thresholds
 from crime_assets.core.socrata import SocrataClient
 from crime_assets.core.sources import ExportSource, IncidentSource, SocrataSource
 from crime_assets.core.stations import read_stations_csv, stations_from_records
@@ -109,9 +110,25 @@ class CrimeSource(dg.ConfigurableResource):
         return stations_from_records(records), f"socrata:{self.socrata_domain}/{self.stations_dataset}"
 
 
+class QualityGates(dg.ConfigurableResource):
+    """Thresholds of the quality gates (asset checks); change them here, or per run in the launchpad."""
+
+    volume_low: float = Field(default=0.5, description="a month below this x its trailing 12-month median fails (ERROR)")
+    volume_high: float = Field(default=1.5, description="a month above this x the median is flagged (WARN)")
+    volume_min_history: int = Field(default=3, description="earlier months needed before volume is judged")
+    max_quarantine_share: float = Field(default=0.05, description="quarantined / all source rows of a month")
+    min_geolocated_share: float = Field(default=0.90, description="rows with usable coordinates / all rows")
+    max_station_distance_m: float = Field(default=20_000.0, description="farthest plausible nearest station")
+
+    def thresholds(self) -> Thresholds:
+        return Thresholds((self.volume_low, self.volume_high), self.volume_min_history, self.max_quarantine_share,
+                          self.min_geolocated_share, self.max_station_distance_m)
+
+
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     return {
         "warehouse": Warehouse(data_dir=str(settings.data_dir)),
+        "quality": QualityGates(),
         "source": CrimeSource(
             kind=settings.source,
             export_path=settings.export_path,

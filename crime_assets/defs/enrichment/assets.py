@@ -1,12 +1,15 @@
 import dagster as dg
-import pandas as pd
 
 from crime_assets.core.enrich import ENRICHED_TABLE, enrich_incidents
+from crime_assets.core.quality import enriched_gates
 from crime_assets.core.schema import INCIDENTS_ENRICHED
 from crime_assets.defs.ingestion.assets import police_stations, raw_incidents
 from crime_assets.defs.metadata import column_schema, markdown_table, window_of
 from crime_assets.defs.partitions import monthly_partitions
-from crime_assets.defs.resources import WAREHOUSE_POOL, Warehouse
+from crime_assets.defs.checks import gate_results, gate_specs
+from crime_assets.defs.resources import WAREHOUSE_POOL, QualityGates, Warehouse
+
+ENRICHED_GATES = ["geolocated_share_above_threshold", "station_distances_plausible", "geolocated_rows_have_h3_cells"]
 
 
 @dg.asset(
@@ -18,8 +21,11 @@ from crime_assets.defs.resources import WAREHOUSE_POOL, Warehouse
     deps=[raw_incidents, police_stations],
     metadata={"dagster/column_schema": column_schema(INCIDENTS_ENRICHED),
               "dagster/table_name": f"warehouse.{ENRICHED_TABLE}", "partition_expr": "month"},
+    check_specs=gate_specs("incidents_enriched", ENRICHED_GATES),
 )
-def incidents_enriched(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+def incidents_enriched(
+    context: dg.AssetExecutionContext, warehouse: Warehouse, quality: QualityGates
+) -> dg.MaterializeResult:
     """Each month's incidents with their coordinates checked against Chicago's extent (missing or outside:
     flagged, never dropped), the nearest district police station and the great-circle distance to it,
     calendar features (hour, weekday, season, time-of-day band, cyclic encodings) and H3 cells at
@@ -30,7 +36,8 @@ def incidents_enriched(context: dg.AssetExecutionContext, warehouse: Warehouse) 
             raise RuntimeError("table police_stations is missing: materialize the police_stations asset first")
         stations = con.execute("SELECT * FROM police_stations").df()
         stats = enrich_incidents(con, stations, window)
-    return dg.MaterializeResult(metadata={
+        gates = enriched_gates(con, window, quality.thresholds())
+    return dg.MaterializeResult(check_results=gate_results(gates, window.label), metadata={
         "dagster/row_count": stats.rows,
         "months": window.label,
         "geolocated_share": round(stats.geolocated_share, 4),

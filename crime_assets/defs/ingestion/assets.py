@@ -1,10 +1,15 @@
 import dagster as dg
 
+from crime_assets.core.quality import raw_incident_gates
 from crime_assets.core.raw_load import QUARANTINE_TABLE, RAW_TABLE, load_raw_incidents
 from crime_assets.core.schema import POLICE_STATIONS, RAW_INCIDENTS, create_table_sql
 from crime_assets.defs.metadata import column_schema, markdown_table, window_of
 from crime_assets.defs.partitions import monthly_partitions
-from crime_assets.defs.resources import WAREHOUSE_POOL, CrimeSource, Warehouse
+from crime_assets.defs.checks import gate_results, gate_specs
+from crime_assets.defs.resources import WAREHOUSE_POOL, CrimeSource, QualityGates, Warehouse
+
+RAW_GATES = ["required_columns_and_types", "ids_are_unique", "occurrences_inside_month", "month_not_empty",
+             "volume_within_band", "quarantine_share_below_threshold"]
 
 
 @dg.asset(
@@ -42,8 +47,11 @@ def police_stations(context: dg.AssetExecutionContext, warehouse: Warehouse, sou
     pool=WAREHOUSE_POOL,
     metadata={"dagster/column_schema": column_schema(RAW_INCIDENTS), "dagster/table_name": f"warehouse.{RAW_TABLE}",
               "partition_expr": "month"},
+    check_specs=gate_specs("raw_incidents", RAW_GATES),
 )
-def raw_incidents(context: dg.AssetExecutionContext, warehouse: Warehouse, source: CrimeSource) -> dg.MaterializeResult:
+def raw_incidents(
+    context: dg.AssetExecutionContext, warehouse: Warehouse, source: CrimeSource, quality: QualityGates
+) -> dg.MaterializeResult:
     """Reported incidents of each month in one canonical, typed schema, whichever source they came from
     (the Socrata API or the portal's bulk export). Deduplicated by id, the latest update winning. Rows that
     cannot be used (no id, an unparseable date, a date outside the month) go to raw_incidents_quarantine
@@ -52,10 +60,13 @@ def raw_incidents(context: dg.AssetExecutionContext, warehouse: Warehouse, sourc
     staged = source.incidents(context.log).collect(window)  # network / file I/O before taking the lock
     with warehouse.connect() as con:
         load = load_raw_incidents(con, staged, window)
+        gates = raw_incident_gates(con, window, quality.thresholds())
+    volume = next(g for g in gates if g.name == "volume_within_band")
+    spike_only = all(v["ratio"] > quality.volume_high for v in volume.details["outside_band"].values())
     arrests = sum(m.arrests for m in load.months)
     newest = max((m.newest_updated_on for m in load.months if m.newest_updated_on), default=None)
     context.log.info("%s: %d rows, %d quarantined, from %s", window.label, load.rows, load.quarantined, load.source)
-    return dg.MaterializeResult(metadata={
+    return dg.MaterializeResult(check_results=gate_results(gates, window.label, {volume.name: spike_only}), metadata={
         "dagster/row_count": load.rows,
         "months": window.label,
         "arrest_rate": round(arrests / load.rows, 4) if load.rows else 0.0,

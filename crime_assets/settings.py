@@ -10,6 +10,24 @@
 | SOCRATA_PAGE_SIZE | 50000 | rows per API page |
 | SOCRATA_INCIDENTS_DATASET | ijzp-q8t2 | crimes dataset id |
 | SOCRATA_STATIONS_DATASET | z8bn-74gv | police stations dataset id |
+| CRIME_CHUNK_MONTHS | 12 | months a run processes at a time (bounds memory on long ranges) |
+| CRIME_SCHEDULE_DAY | 8 | day of the month (1-28) the monthly schedule runs the previous month |
+| CRIME_SCHEDULE_HOUR | 6 | hour (0-23, Chicago time) of that run |
+| CRIME_SENSOR_INTERVAL_SECONDS | 3600 | how often the new-data sensor polls the source |
+| CRIME_SENSOR_LOOKBACK_MONTHS | 24 | complete months the new-data sensor watches for new and changed records; `all` = since 2001 |
+| CRIME_AUTOMATION_INTERVAL_SECONDS | 30 | how often the automation sensor evaluates the downstream assets' conditions |
+| CRIME_ALERT_WEBHOOK_URL | (none) | Slack-compatible incoming webhook for alerts; secret, read through EnvVar only |
+| CRIME_SMTP_HOST | (none) | SMTP server for alert e-mails; unset: no e-mail |
+| CRIME_SMTP_PORT | 25 | its port |
+| CRIME_SMTP_USER | (none) | login name, when the server needs one |
+| CRIME_SMTP_PASSWORD | (none) | its password; secret, read through EnvVar only |
+| CRIME_SMTP_STARTTLS | true when CRIME_SMTP_USER is set | `true`/`false`: upgrade the connection with STARTTLS before logging in |
+| CRIME_ALERT_EMAIL_FROM | crime-assets@localhost | sender of alert e-mails |
+| CRIME_ALERT_EMAIL_TO | (none) | comma-separated recipients; required with CRIME_SMTP_HOST |
+| CRIME_ALERT_ON_WARN | freshness_check | WARN check failures that also alert: `all`, `none`, or comma-separated check names (ERROR always alerts) |
+| CRIME_UI_BASE_URL | http://localhost:3000 | the Dagster UI as people reach it; alerts link into it |
+| CRIME_ALERT_INTERVAL_SECONDS | 30 | how often the alert sensor looks for failed checks and runs and retries deliveries |
+| CRIME_FRESHNESS_DAYS | 14 | days (1-27) after a month ends by which it must be materialised (raw_incidents, incidents_enriched) |
 """
 
 from __future__ import annotations
@@ -23,6 +41,102 @@ SAMPLE_DIR = Path(__file__).parent / "sample_data"
 SOURCES = ("export", "socrata")
 
 
+def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
+    text = environ.get(name, str(default))
+    if not text.strip().isdigit() or int(text) < 1:
+        raise ValueError(f"{name} must be a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
+def _int_in_range(environ: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    text = environ.get(name, str(default)).strip()
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise ValueError(f"{name} must be a whole number from {low} to {high}, got {text!r}")
+    return int(text)
+
+
+@dataclass(frozen=True)
+class AutomationSettings:
+    """The schedule, the new-data sensor and the automation sensor (crime_assets/defs/automation)."""
+
+    schedule_day: int = 8
+    schedule_hour: int = 6
+    sensor_interval_s: int = 3600
+    sensor_lookback_months: int | None = 24  # None: every month since the partitions start
+    automation_interval_s: int = 30
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> AutomationSettings:
+        lookback = environ.get("CRIME_SENSOR_LOOKBACK_MONTHS", "24").strip().lower()
+        return cls(
+            # 28 at most: every month has that day.
+            schedule_day=_int_in_range(environ, "CRIME_SCHEDULE_DAY", 8, 1, 28),
+            schedule_hour=_int_in_range(environ, "CRIME_SCHEDULE_HOUR", 6, 0, 23),
+            sensor_interval_s=_int_in_range(environ, "CRIME_SENSOR_INTERVAL_SECONDS", 3600, 1, 7 * 86400),
+            sensor_lookback_months=None if lookback == "all" else
+            _int_in_range(environ, "CRIME_SENSOR_LOOKBACK_MONTHS", 24, 1, 10_000),
+            automation_interval_s=_int_in_range(environ, "CRIME_AUTOMATION_INTERVAL_SECONDS", 30, 1, 86400),
+        )
+
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    text = environ.get(name, "").strip().lower()
+    if not text:
+        return default
+    if text not in _TRUE + _FALSE:
+        raise ValueError(f"{name} must be true or false, got {text!r}")
+    return text in _TRUE
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """Where alerts go and which ones (crime_assets/defs/alerts). Secrets appear only as has_* flags."""
+
+    has_webhook: bool = False
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    has_smtp_password: bool = False
+    smtp_starttls: bool = False
+    email_from: str = "crime-assets@localhost"
+    email_to: tuple[str, ...] = ()
+    alert_on_warn: tuple[str, ...] = ("freshness_check",)  # ("*",): every WARN check
+    ui_base_url: str = "http://localhost:3000"
+    interval_s: int = 30
+    freshness_days: int = 14
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> AlertSettings:
+        smtp_host = environ.get("CRIME_SMTP_HOST", "").strip() or None
+        smtp_user = environ.get("CRIME_SMTP_USER", "").strip() or None
+        email_to = tuple(a.strip() for a in environ.get("CRIME_ALERT_EMAIL_TO", "").split(",") if a.strip())
+        if smtp_host and not email_to:
+            raise ValueError("CRIME_ALERT_EMAIL_TO must name at least one recipient when CRIME_SMTP_HOST is set")
+        if environ.get("CRIME_SMTP_PASSWORD") and not smtp_user:
+            raise ValueError("CRIME_SMTP_PASSWORD is set but CRIME_SMTP_USER is not")
+        on_warn = environ.get("CRIME_ALERT_ON_WARN", "freshness_check").strip()
+        return cls(
+            has_webhook=bool(environ.get("CRIME_ALERT_WEBHOOK_URL", "").strip()),
+            smtp_host=smtp_host,
+            smtp_port=_int_in_range(environ, "CRIME_SMTP_PORT", 25, 1, 65535),
+            smtp_user=smtp_user,
+            has_smtp_password=bool(environ.get("CRIME_SMTP_PASSWORD")),
+            # A password never crosses the network in clear unless someone says so explicitly.
+            smtp_starttls=_bool(environ, "CRIME_SMTP_STARTTLS", default=smtp_user is not None),
+            email_from=environ.get("CRIME_ALERT_EMAIL_FROM", "").strip() or "crime-assets@localhost",
+            email_to=email_to,
+            alert_on_warn=("*",) if on_warn.lower() == "all" else () if on_warn.lower() in ("", "none") else
+            tuple(n.strip() for n in on_warn.split(",") if n.strip()),
+            ui_base_url=environ.get("CRIME_UI_BASE_URL", "").strip().rstrip("/") or "http://localhost:3000",
+            interval_s=_int_in_range(environ, "CRIME_ALERT_INTERVAL_SECONDS", 30, 1, 86400),
+            # 27 at most: the deadline is day N+1 of the next month, and every month has a 28th.
+            freshness_days=_int_in_range(environ, "CRIME_FRESHNESS_DAYS", 14, 1, 27),
+        )
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -33,6 +147,9 @@ class Settings:
     incidents_dataset: str
     stations_dataset: str
     has_app_token: bool
+    chunk_months: int
+    automation: AutomationSettings
+    alerts: AlertSettings
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -55,4 +172,7 @@ class Settings:
             incidents_dataset=environ.get("SOCRATA_INCIDENTS_DATASET", "ijzp-q8t2"),
             stations_dataset=environ.get("SOCRATA_STATIONS_DATASET", "z8bn-74gv"),
             has_app_token=bool(environ.get("SOCRATA_APP_TOKEN")),
+            chunk_months=_positive_int(environ, "CRIME_CHUNK_MONTHS", 12),
+            automation=AutomationSettings.from_env(environ),
+            alerts=AlertSettings.from_env(environ),
         )

@@ -22,3 +22,11 @@ def test_anything_but_a_month_key_is_rejected(bad):
 def test_range_that_ends_before_it_starts_is_rejected():
     with pytest.raises(ValueError, match="ends before it starts"):
         MonthWindow.from_keys("2016-05", "2016-04")
+
+
+def test_chunks_cover_the_window_in_order():
+    chunks = MonthWindow.from_keys("2015-11", "2016-12").chunks(5)
+    assert [c.label for c in chunks] == ["2015-11...2016-03", "2016-04...2016-08", "2016-09...2016-12"]
+    assert [k for c in chunks for k in c.keys] == MonthWindow.from_keys("2015-11", "2016-12").keys
+    with pytest.raises(ValueError, match="at least one month"):
+        MonthWindow.from_keys("2016-01").chunks(0)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from crime_assets.core.months import MonthWindow
-from crime_assets.core.raw_load import load_raw_incidents
+from crime_assets.core.raw_load import load_raw_incidents, load_raw_incidents_in_chunks
 from crime_assets.core.schema import RAW_INCIDENTS, create_table_sql
 from crime_assets.core.sources import ExportSource, FetchedRecords, records_to_frame, resolve_export_files
 from crime_assets_tests.fake_socrata import export_rows_to_api_records
@@ -143,3 +143,21 @@ def test_the_real_2016_export_loads_whole():
     assert loaded.rows == 268_813 and loaded.quarantined == 0
     assert [m.rows for m in loaded.months][:3] == [20_583, 18_680, 21_986]
     assert round(sum(m.arrests for m in loaded.months) / loaded.rows, 3) == 0.196
+
+
+def test_a_folder_run_reads_only_the_files_holding_its_months_and_chunks_change_nothing(tmp_path):
+    index = tmp_path / "cache" / "export_months.json"
+    source = ExportSource(str(SAMPLE), index_file=index)
+    assert source.collect(MonthWindow.from_keys("2016-03")).files == (SAMPLE / "crimes_2016.csv.zst",)
+    assert len(source.collect(MonthWindow.from_keys("2015-12", "2016-01")).files) == 2
+    assert source.collect(MonthWindow.from_keys("2014-01")).files == ()
+    assert json.loads(index.read_text())  # cached for the next process
+
+    window = MonthWindow.from_keys("2015-11", "2016-02")
+    whole_con, whole = load(source.collect(window), window)
+    chunked_con = duckdb.connect()
+    chunked = load_raw_incidents_in_chunks(chunked_con, [(p, source.collect(p)) for p in window.chunks(1)], window)
+    assert [m.rows for m in chunked.months] == [m.rows for m in whole.months]
+    pd.testing.assert_frame_equal(rows(chunked_con), rows(whole_con))
+    empty_con, empty = load(source.collect(MonthWindow.from_keys("2014-01")), MonthWindow.from_keys("2014-01"))
+    assert empty.rows == 0 and empty.source == "export:no file holds 2014-01"

@@ -51,28 +51,30 @@ def incident_geography(ids: np.ndarray, lat: np.ndarray, lon: np.ndarray, statio
     return frame
 
 
-def enrich_incidents(con: duckdb.DuckDBPyConnection, stations: pd.DataFrame, window: MonthWindow) -> EnrichStats:
-    """Replace the window's months of incidents_enriched in one transaction."""
+def enrich_incidents(
+    con: duckdb.DuckDBPyConnection, stations: pd.DataFrame, window: MonthWindow, chunk_months: int = 12
+) -> EnrichStats:
+    """Replace the window's months of incidents_enriched in one transaction, ``chunk_months`` at a time."""
     bounds = {"first": window.keys[0], "last": window.keys[-1]}
     con.execute(create_table_sql(ENRICHED_TABLE, INCIDENTS_ENRICHED))
-    points = con.execute(
-        "SELECT id, latitude, longitude FROM raw_incidents WHERE month BETWEEN $first AND $last", bounds
-    ).fetchnumpy()
-    # NULL coordinates come back masked: make them NaN.
-    lat, lon = (np.ma.filled(np.ma.asarray(points[c], dtype=float), np.nan) for c in ("latitude", "longitude"))
-    geography = incident_geography(np.asarray(points["id"]), lat, lon, stations)
-    con.register("incident_geography", geography)
     columns = ", ".join(c.name for c in INCIDENTS_ENRICHED)
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute(f"DELETE FROM {ENRICHED_TABLE} WHERE month BETWEEN $first AND $last", bounds)
-        con.execute(f"INSERT INTO {ENRICHED_TABLE} ({columns}) SELECT {columns} FROM ({sql('enrich')})", bounds)
+        for part in window.chunks(chunk_months):
+            part_bounds = {"first": part.keys[0], "last": part.keys[-1]}
+            points = con.execute(
+                "SELECT id, latitude, longitude FROM raw_incidents WHERE month BETWEEN $first AND $last", part_bounds
+            ).fetchnumpy()
+            # NULL coordinates come back masked: make them NaN.
+            lat, lon = (np.ma.filled(np.ma.asarray(points[c], dtype=float), np.nan) for c in ("latitude", "longitude"))
+            con.register("incident_geography", incident_geography(np.asarray(points["id"]), lat, lon, stations))
+            con.execute(f"INSERT INTO {ENRICHED_TABLE} ({columns}) SELECT {columns} FROM ({sql('enrich')})", part_bounds)
+            con.unregister("incident_geography")
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    finally:
-        con.unregister("incident_geography")
     return _stats(con, bounds)
 
 

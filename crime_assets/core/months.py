@@ -54,3 +54,10 @@ class MonthWindow:
 
     def months(self) -> list[MonthWindow]:
         return [MonthWindow.from_keys(key) for key in self.keys]
+
+    def chunks(self, size: int) -> list[MonthWindow]:
+        """Consecutive windows of at most ``size`` months covering this one."""
+        if size < 1:
+            raise ValueError(f"chunk size must be at least one month, got {size}")
+        keys = self.keys
+        return [MonthWindow.from_keys(keys[i], keys[min(i + size, len(keys)) - 1]) for i in range(0, len(keys), size)]

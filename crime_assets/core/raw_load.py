@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -63,33 +64,48 @@ def _normalize_sql() -> str:
 
 
 def load_raw_incidents(con: duckdb.DuckDBPyConnection, staged: StagedIncidents, window: MonthWindow) -> RawLoad:
+    """Replace the window's months in raw_incidents (and their quarantine) from one staged source."""
+    return load_raw_incidents_in_chunks(con, [(window, staged)], window)
+
+
+def load_raw_incidents_in_chunks(
+    con: duckdb.DuckDBPyConnection, chunks: Iterable[tuple[MonthWindow, StagedIncidents]], window: MonthWindow
+) -> RawLoad:
     """Replace the window's months in raw_incidents (and their quarantine) in one transaction.
 
-    Every staged row ends up either in raw_incidents or in the quarantine with a reason.
-    If anything fails, the transaction rolls back and the months keep their previous rows.
+    ``chunks`` cover the window in consecutive parts, each with the records staged for it, so a long
+    range is normalised a part at a time (bounded memory) and still committed all at once. Every
+    staged row ends up either in raw_incidents or in the quarantine with a reason. If anything fails,
+    the transaction rolls back and the months keep their previous rows.
     """
     ensure_raw_tables(con)
-    staged.register(con)
-    con.execute(_normalize_sql(), {"start": window.start, "end": window.end, "keep_outside": staged.keeps_outside_rows})
-    first, last = window.keys[0], window.keys[-1]
+    bounds = {"first": window.keys[0], "last": window.keys[-1]}
+    labels, sources = [], set()
     con.execute("BEGIN TRANSACTION")
     try:
-        con.execute(f"DELETE FROM {RAW_TABLE} WHERE month BETWEEN $first AND $last", {"first": first, "last": last})
-        con.execute(
-            f"DELETE FROM {QUARANTINE_TABLE} WHERE month BETWEEN $first AND $last"
-            " OR (month IS NULL AND source IN (SELECT DISTINCT source FROM typed_incidents))",
-            {"first": first, "last": last},
-        )
-        con.execute(f"INSERT INTO {RAW_TABLE} {_CANONICAL_ROWS}")
-        con.execute(f"INSERT INTO {QUARANTINE_TABLE} {_QUARANTINE_ROWS}")
+        con.execute(f"DELETE FROM {RAW_TABLE} WHERE month BETWEEN $first AND $last", bounds)
+        con.execute(f"DELETE FROM {QUARANTINE_TABLE} WHERE month BETWEEN $first AND $last", bounds)
+        for part, staged in chunks:
+            staged.register(con)
+            con.execute(_normalize_sql(), {"start": part.start, "end": part.end, "keep_outside": staged.keeps_outside_rows})
+            part_sources = {s for (s,) in con.execute("SELECT DISTINCT source FROM typed_incidents").fetchall()} - sources
+            # Rows without a usable date belong to no month: replace those of the files read again.
+            con.execute(f"DELETE FROM {QUARANTINE_TABLE} WHERE month IS NULL AND source IN (SELECT unnest($s))",
+                        {"s": sorted(s for s in part_sources if s)})
+            con.execute(f"INSERT INTO {RAW_TABLE} {_CANONICAL_ROWS}")
+            con.execute(f"INSERT INTO {QUARANTINE_TABLE} {_QUARANTINE_ROWS}")
+            labels.append(staged.label)
+            sources |= part_sources
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    return _summarise(con, staged.label, window)
+    finally:
+        con.execute("DROP TABLE IF EXISTS typed_incidents")
+    return _summarise(con, " + ".join(dict.fromkeys(labels)), window, sorted(s for s in sources if s))
 
 
-def _summarise(con: duckdb.DuckDBPyConnection, source: str, window: MonthWindow) -> RawLoad:
+def _summarise(con: duckdb.DuckDBPyConnection, source: str, window: MonthWindow, sources: list[str]) -> RawLoad:
     bounds = {"first": window.keys[0], "last": window.keys[-1]}
     loaded = {
         month: (rows, arrests, newest)
@@ -98,15 +114,15 @@ def _summarise(con: duckdb.DuckDBPyConnection, source: str, window: MonthWindow)
             " WHERE month BETWEEN $first AND $last GROUP BY month", bounds).fetchall()
     }
     quarantined = dict(con.execute(
-        "SELECT quarantine_month, count(*) FROM typed_incidents"
-        " WHERE reason IS NOT NULL AND quarantine_month IS NOT NULL GROUP BY ALL"
-    ).fetchall())
+        f"SELECT month, count(*) FROM {QUARANTINE_TABLE} WHERE month BETWEEN $first AND $last GROUP BY month",
+        bounds).fetchall())
+    this_load = f"(month BETWEEN $first AND $last OR (month IS NULL AND source IN (SELECT unnest($s))))"
     by_reason = dict(con.execute(
-        "SELECT reason, count(*) FROM typed_incidents WHERE reason IS NOT NULL GROUP BY reason ORDER BY reason"
-    ).fetchall())
+        f"SELECT reason, count(*) FROM {QUARANTINE_TABLE} WHERE {this_load} GROUP BY reason ORDER BY reason",
+        bounds | {"s": sources}).fetchall())
     undated = con.execute(
-        "SELECT count(*) FROM typed_incidents WHERE reason IS NOT NULL AND quarantine_month IS NULL"
-    ).fetchall()[0][0]
+        f"SELECT count(*) FROM {QUARANTINE_TABLE} WHERE month IS NULL AND source IN (SELECT unnest($s))",
+        {"s": sources}).fetchall()[0][0]
     months = [
         MonthLoad(key, *(loaded.get(key, (0, 0, None))[:2]), quarantined.get(key, 0), loaded.get(key, (0, 0, None))[2])
         for key in window.keys

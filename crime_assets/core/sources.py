@@ -8,8 +8,8 @@ as the ``staged_incidents`` view of a DuckDB connection.
 from __future__ import annotations
 
 import glob
-from functools import cache
 import logging
+from functools import cache
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -17,6 +17,7 @@ from typing import Protocol
 import duckdb
 import pandas as pd
 
+from crime_assets.core.export_index import UNDATED, file_months
 from crime_assets.core.months import MonthWindow
 from crime_assets.core.schema import SOURCE_FIELDS
 from crime_assets.core.socrata import SocrataClient
@@ -79,6 +80,11 @@ class ExportFiles:
     keeps_outside_rows: bool = False
 
     def register(self, con: duckdb.DuckDBPyConnection) -> None:
+        if not self.files:  # no file holds these months
+            empty = ", ".join(f"NULL::VARCHAR AS {f}" for f in SOURCE_FIELDS)
+            con.execute(f"CREATE OR REPLACE TEMP VIEW staged_incidents AS SELECT {empty},"
+                        " NULL::VARCHAR AS _requested_month, NULL::VARCHAR AS _source WHERE false")
+            return
         header: dict[str, str] = {}
         for path in self.files:
             header |= _header(path)
@@ -99,10 +105,15 @@ class ExportSource:
     """The portal's bulk CSV download: plain, .gz or .zst, 20 or 22 columns, one file or many."""
 
     path: str
+    index_file: Path | None = None  # where to cache which months each file holds
 
     def collect(self, window: MonthWindow) -> ExportFiles:
-        files = tuple(resolve_export_files(self.path))
-        return ExportFiles(files, label=f"export:{', '.join(f.name for f in files)}")
+        files = resolve_export_files(self.path)
+        if len(files) > 1:
+            # Read only the files holding these months (or rows without a usable date).
+            wanted = set(window.keys) | {UNDATED}
+            files = [f for f in files if wanted & set(file_months(f, _header(f)["date"], self.index_file))]
+        return ExportFiles(tuple(files), label=f"export:{', '.join(f.name for f in files) or 'no file holds ' + window.label}")
 
 
 @dataclass(frozen=True)

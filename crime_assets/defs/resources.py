@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
@@ -15,9 +15,13 @@ import duckdb
 import pandas as pd
 from pydantic import Field, PrivateAttr
 
+from crime_assets.core.change_detection import (
+    export_date_header, export_fingerprints, socrata_fingerprints, socrata_summariser,
+)
+from crime_assets.core.export_index import file_months
 from crime_assets.core.quality import Thresholds
 from crime_assets.core.socrata import SocrataClient
-from crime_assets.core.sources import ExportSource, IncidentSource, SocrataSource
+from crime_assets.core.sources import ExportSource, IncidentSource, SocrataSource, resolve_export_files
 from crime_assets.core.stations import read_stations_csv, stations_from_records
 from crime_assets.settings import SAMPLE_DIR, SOURCES, Settings
 
@@ -33,6 +37,8 @@ class Warehouse(dg.ConfigurableResource):
 
     data_dir: str = Field(description="CRIME_DATA_DIR: everything the platform writes")
     lock_timeout_s: float = Field(default=120.0, description="How long to wait for another process's lock")
+    chunk_months: int = Field(default=12, description="months processed at a time inside one run (CRIME_CHUNK_MONTHS)")
+    memory_limit: str = Field(default="2GB", description="DuckDB memory limit; beyond it DuckDB spills to disk")
 
     @property
     def path(self) -> Path:
@@ -57,6 +63,9 @@ class Warehouse(dg.ConfigurableResource):
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 5.0)
         try:
+            if not read_only:
+                con.execute(f"SET memory_limit = '{self.memory_limit}'")
+                con.execute(f"SET temp_directory = '{Path(self.data_dir) / 'tmp'}'")
             yield con
         finally:
             con.close()
@@ -77,6 +86,7 @@ class CrimeSource(dg.ConfigurableResource):
     backoff_base_s: float = 1.0
     stations_snapshot: str = Field(default=str(SAMPLE_DIR / "police_stations.csv"),
                                    description="the stations CSV used with the export source")
+    cache_dir: Optional[str] = Field(default=None, description="where to cache which months each export file holds")
 
     _socrata: Optional[SocrataClient] = PrivateAttr(default=None)
 
@@ -98,7 +108,8 @@ class CrimeSource(dg.ConfigurableResource):
     def incidents(self, logger: logging.Logger | None = None) -> IncidentSource:
         self._check_kind()
         if self.kind == "export":
-            return ExportSource(self.export_path)
+            index = Path(self.cache_dir) / "export_months.json" if self.cache_dir else None
+            return ExportSource(self.export_path, index_file=index)
         return SocrataSource(self._client(), self.incidents_dataset, logger=logger or logging.getLogger(__name__))
 
     def stations(self) -> tuple[pd.DataFrame, str]:
@@ -108,6 +119,20 @@ class CrimeSource(dg.ConfigurableResource):
             return read_stations_csv(self.stations_snapshot), f"snapshot:{Path(self.stations_snapshot).name}"
         records = self._client().fetch_all(self.stations_dataset)
         return stations_from_records(records), f"socrata:{self.socrata_domain}/{self.stations_dataset}"
+
+    def month_fingerprints(self, months: Sequence[str], known: Mapping[str, str]) -> dict[str, str]:
+        """What each month looks like at the source now, as cheaply as the source allows (for the
+        new-data sensor; see crime_assets.core.change_detection). ``known``: the previous fingerprints."""
+        self._check_kind()
+        if self.kind == "export":
+            index = Path(self.cache_dir) / "export_months.json" if self.cache_dir else None
+
+            def months_of(path: Path) -> list[str]:
+                header = export_date_header(path)
+                return file_months(path, header, index) if header else []
+
+            return export_fingerprints(resolve_export_files(self.export_path), months, months_of)
+        return socrata_fingerprints(months, known, socrata_summariser(self._client(), self.incidents_dataset))
 
 
 class QualityGates(dg.ConfigurableResource):
@@ -127,7 +152,7 @@ class QualityGates(dg.ConfigurableResource):
 
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     return {
-        "warehouse": Warehouse(data_dir=str(settings.data_dir)),
+        "warehouse": Warehouse(data_dir=str(settings.data_dir), chunk_months=settings.chunk_months),
         "quality": QualityGates(),
         "source": CrimeSource(
             kind=settings.source,
@@ -138,5 +163,6 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             socrata_page_size=settings.socrata_page_size,
             incidents_dataset=settings.incidents_dataset,
             stations_dataset=settings.stations_dataset,
+            cache_dir=str(settings.data_dir / "cache"),
         ),
     }

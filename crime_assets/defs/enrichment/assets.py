@@ -35,7 +35,7 @@ def incidents_enriched(
         if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'police_stations'").fetchall()[0][0]:
             raise RuntimeError("table police_stations is missing: materialize the police_stations asset first")
         stations = con.execute("SELECT * FROM police_stations").df()
-        stats = enrich_incidents(con, stations, window)
+        stats = enrich_incidents(con, stations, window, warehouse.chunk_months)
         gates = enriched_gates(con, window, quality.thresholds())
     return dg.MaterializeResult(check_results=gate_results(gates, window.label), metadata={
         "dagster/row_count": stats.rows,

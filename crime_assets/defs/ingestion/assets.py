@@ -1,7 +1,7 @@
 import dagster as dg
 
 from crime_assets.core.quality import raw_incident_gates
-from crime_assets.core.raw_load import QUARANTINE_TABLE, RAW_TABLE, load_raw_incidents
+from crime_assets.core.raw_load import QUARANTINE_TABLE, RAW_TABLE, load_raw_incidents_in_chunks
 from crime_assets.core.schema import POLICE_STATIONS, RAW_INCIDENTS, create_table_sql
 from crime_assets.defs.metadata import column_schema, markdown_table, window_of
 from crime_assets.defs.partitions import monthly_partitions
@@ -57,9 +57,12 @@ def raw_incidents(
     cannot be used (no id, an unparseable date, a date outside the month) go to raw_incidents_quarantine
     with a reason. A month is replaced whole, or not at all."""
     window = window_of(context)
-    staged = source.incidents(context.log).collect(window)  # network / file I/O before taking the lock
+    incidents = source.incidents(context.log)
+    # Fetching (network, file index) happens before the warehouse is locked; the parts are then
+    # normalised one at a time and committed together.
+    parts = [(part, incidents.collect(part)) for part in window.chunks(warehouse.chunk_months)]
     with warehouse.connect() as con:
-        load = load_raw_incidents(con, staged, window)
+        load = load_raw_incidents_in_chunks(con, parts, window)
         gates = raw_incident_gates(con, window, quality.thresholds())
     volume = next(g for g in gates if g.name == "volume_within_band")
     spike_only = all(v["ratio"] > quality.volume_high for v in volume.details["outside_band"].values())

@@ -1,0 +1,54 @@
+"""Backfill a long range of months as consecutive ranged runs of a bounded size.
+
+    python -m crime_assets.backfill --from 2001-01 --to 2026-10 [--chunk-months 24]
+
+Each chunk is one run of `monthly_assets_job` in the Dagster instance of DAGSTER_HOME (visible in the
+UI), so memory is bounded by the chunk, not by the range. A failed chunk stops the backfill and
+names the months to resume from; the chunks before it stay materialised.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from crime_assets.quickstart import _instance_home
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--from", dest="first", required=True, help="first month (YYYY-MM)")
+    parser.add_argument("--to", dest="last", required=True, help="last month (YYYY-MM)")
+    parser.add_argument("--chunk-months", type=int, default=24, help="months per run (default 24)")
+    args = parser.parse_args(argv)
+    _instance_home()
+
+    import dagster as dg
+
+    from crime_assets.core.months import MonthWindow
+    from crime_assets.definitions import defs
+
+    window = MonthWindow.from_keys(args.first, args.last)
+    job = defs.resolve_job_def("monthly_assets_job")
+    started = time.perf_counter()
+    with dg.DagsterInstance.get() as instance:
+        for chunk in window.chunks(args.chunk_months):
+            chunk_started = time.perf_counter()
+            result = job.execute_in_process(
+                instance=instance,
+                tags={"dagster/asset_partition_range_start": chunk.keys[0],
+                      "dagster/asset_partition_range_end": chunk.keys[-1], "crime_assets/backfill": window.label},
+                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+                raise_on_error=False,
+            )
+            if not result.success:
+                print(f"{chunk.label}: run {result.run_id} failed; resume with --from {chunk.keys[0]}", file=sys.stderr)
+                return 1
+            print(f"{chunk.label}: run {result.run_id} done in {time.perf_counter() - chunk_started:.1f} s", flush=True)
+    print(f"{window.label}: {len(window.keys)} months in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

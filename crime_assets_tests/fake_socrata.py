@@ -32,12 +32,15 @@ class FakeSocrata:
       ("drop",)                              close the connection without any answer
       ("ok",)                                answer normally (to aim a later fault at a given request)
     ``fail_always(status)`` answers that status to every request until ``clear_faults()``.
+    ``ignore_where_for``: months ("2016-04") for which the date filter is ignored, so the server
+    answers every row of the dataset (a source returning rows outside the month asked for).
     ``requests`` lists every request as {"path", "dataset", "query", "fault"};
     ``token_counts`` counts the X-App-Token values seen (a Counter: compare, do not print).
     """
 
-    def __init__(self, rows: dict[str, list[dict]]) -> None:
+    def __init__(self, rows: dict[str, list[dict]], ignore_where_for: set[str] | None = None) -> None:
         self.rows = rows
+        self.ignore_where_for = set(ignore_where_for or ())
         self.requests: list[dict[str, Any]] = []
         self.token_counts: Counter[str | None] = Counter()
         self._faults: deque[tuple] = deque()
@@ -129,7 +132,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not match or match.group(1) not in fake.rows:
             return self._send(404, {"code": "not_found", "error": True, "message": f"no dataset at {url.path}"})
         try:
-            body = _answer(fake.rows[match.group(1)], query)
+            body = _answer(fake.rows[match.group(1)], query, fake.ignore_where_for)
         except ValueError as exc:
             return self._send(400, {"code": "query.soql.invalid", "error": True, "message": str(exc)})
         self._send(200, body)
@@ -148,7 +151,7 @@ class _Handler(BaseHTTPRequestHandler):
             pass  # the client gave up (timeout) before we answered
 
 
-def _answer(records: list[dict], query: dict[str, str]) -> list[dict]:
+def _answer(records: list[dict], query: dict[str, str], ignore_where_for: set[str] = frozenset()) -> list[dict]:
     """Evaluate the supported SoQL subset; ValueError (-> 400) for anything else."""
     known = {"$where", "$order", "$limit", "$offset", "$select"}
     if set(query) - known:
@@ -159,7 +162,8 @@ def _answer(records: list[dict], query: dict[str, str]) -> list[dict]:
         if not match:
             raise ValueError(f"unsupported $where {query['$where']!r}")
         low, high = (datetime.fromisoformat(t) for t in match.groups())
-        rows = [r for r in rows if "date" in r and low <= datetime.fromisoformat(r["date"]) < high]
+        if low.strftime("%Y-%m") not in ignore_where_for:
+            rows = [r for r in rows if "date" in r and low <= datetime.fromisoformat(r["date"]) < high]
     select = query.get("$select")
     if select == "count(*)":
         return [{"count": str(len(rows))}]

@@ -23,6 +23,7 @@ from crime_assets.core.quality import Thresholds
 from crime_assets.core.socrata import SocrataClient
 from crime_assets.core.sources import ExportSource, IncidentSource, SocrataSource, resolve_export_files
 from crime_assets.core.stations import read_stations_csv, stations_from_records
+from crime_assets.defs.alerts.resources import build_alert_destinations
 from crime_assets.settings import SAMPLE_DIR, SOURCES, Settings
 
 WAREHOUSE_POOL = "duckdb_warehouse"  # every asset that writes the DuckDB file runs in this pool (limit 1)
@@ -165,4 +166,6 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             stations_dataset=settings.stations_dataset,
             cache_dir=str(settings.data_dir / "cache"),
         ),
+        # The webhook URL and the SMTP password go through EnvVar too (crime_assets/defs/alerts/resources.py).
+        "alerts": build_alert_destinations(settings.data_dir, settings.alerts),
     }

@@ -1,0 +1,1 @@
+"""Automation: the monthly schedule, the new-data sensor and the downstream rematerialisation policy."""

@@ -1,0 +1,263 @@
+from dataclasses import asdict
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+from crime_assets.core.h3_stats import (
+    CELL_LABELS_TABLE, DAILY_COUNTS_TABLE, H3_CELL_LABELS, H3_DAILY_COUNTS, H3_MONTHLY_STATS, MONTHLY_STATS_TABLE,
+    ConfidenceRule, build_cell_labels, build_daily_counts, build_monthly_stats, count_conservation_violations,
+    label_coverage_violations, parent_sum_violations, rate_bound_violations,
+)
+from crime_assets.core.hotspots import (
+    HOTSPOTS, HOTSPOTS_TABLE, HotspotTest, find_hotspots, hotspots_missing_from_stats, map_inputs,
+)
+from crime_assets.core.maps import render_months, thumbnail_markdown
+from crime_assets.defs.enrichment.assets import incidents_enriched
+from crime_assets.defs.metadata import column_schema, markdown_table, window_of
+from crime_assets.defs.partitions import monthly_partitions
+from crime_assets.defs.resources import WAREHOUSE_POOL, Warehouse
+
+GROUP = "hotspots"
+KINDS = {"duckdb", "h3"}
+
+
+def _table_metadata(columns, table: str) -> dict:
+    return {"dagster/column_schema": column_schema(columns), "dagster/table_name": f"warehouse.{table}",
+            "partition_expr": "month"}
+
+
+def _check(name: str, passed: bool, description: str, rows: list[tuple] | None = None, header=None,
+           **metadata) -> dg.AssetCheckResult:
+    """A check result whose metadata names the run's months and shows the first offending rows."""
+    if rows:
+        metadata["first_violations"] = markdown_table(header, rows[:20])
+    return dg.AssetCheckResult(check_name=name, passed=passed, description=description, metadata=metadata)
+
+
+class H3MonthlyStatsConfig(dg.Config):
+    """When a cell's arrest rate is flagged as low-confidence (is_low_confidence)."""
+
+    min_incidents: int = Field(default=20, description="Flag cells with fewer incidents than this in the month")
+    max_interval_width: float = Field(
+        default=0.3, description="Flag cells whose Wilson 95% interval is wider than this (upper - lower)")
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds=KINDS,
+    partitions_def=monthly_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    pool=WAREHOUSE_POOL,
+    deps=[incidents_enriched],
+    metadata=_table_metadata(H3_MONTHLY_STATS, MONTHLY_STATS_TABLE),
+    check_specs=[
+        dg.AssetCheckSpec("cells_sum_to_geolocated_incidents", asset="h3_monthly_stats", blocking=True,
+                          description="At every resolution 6-10 the cells' incidents and arrests sum to the "
+                                      "month's geolocated incidents and arrests in incidents_enriched."),
+        dg.AssetCheckSpec("children_sum_to_parent", asset="h3_monthly_stats", blocking=True,
+                          description="Each cell's children (one resolution finer) sum to its incidents and "
+                                      "arrests, and every parent_cell is the H3 parent."),
+        dg.AssetCheckSpec("rates_within_bounds", asset="h3_monthly_stats", blocking=True,
+                          description="Every rate, share and Wilson bound is in [0, 1], with lower <= rate <= upper."),
+    ],
+)
+def h3_monthly_stats(context: dg.AssetExecutionContext, config: H3MonthlyStatsConfig,
+                     warehouse: Warehouse) -> dg.MaterializeResult:
+    """Per month, H3 resolution (6-10) and cell with incidents: incidents, arrests, the arrest rate with its
+    Wilson 95% score interval, a neighbour-pooled arrest rate (sum of arrests over the cell and its ring-1
+    neighbours divided by the sum of their incidents), a low-confidence flag (thresholds in run config), the
+    dominant primary type and its share, the domestic share and the incidents of each crime category
+    (violent, property, drugs, weapons, public_order, other). Coarser cells are parents of the r10 cell, so
+    counts add up exactly from r10 to r6; formulas in crime_assets/core/h3_stats.py."""
+    window = window_of(context)
+    rule = ConfidenceRule(min_incidents=config.min_incidents, max_interval_width=config.max_interval_width)
+    with warehouse.connect() as con:
+        summary = build_monthly_stats(con, window, rule)
+        conservation = count_conservation_violations(con, window)
+        parent_count, parent_rows = parent_sum_violations(con, window)
+        bound_count, bound_rows = rate_bound_violations(con, window)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": summary.rows,
+            "months": window.label,
+            "geolocated_incidents": summary.incidents,
+            "arrest_rate": round(summary.arrest_rate, 4),
+            "cells_by_resolution": dg.MetadataValue.json({f"r{r}": n for r, n in summary.cells_by_resolution.items()}),
+            "low_confidence_share_by_resolution": dg.MetadataValue.json(
+                {f"r{r}": s for r, s in summary.low_confidence_share_by_resolution.items()}),
+            "low_confidence_rule": f"incidents < {rule.min_incidents} or interval wider than {rule.max_interval_width}",
+            "by_month": markdown_table(["month", "geolocated incidents", "arrests", "r8 cells"], summary.by_month),
+        },
+        check_results=[
+            _check("cells_sum_to_geolocated_incidents", not conservation,
+                   f"{window.label}: {len(conservation)} (month, resolution) totals differ from incidents_enriched",
+                   conservation, ["month", "resolution", "cell incidents", "geolocated", "cell arrests", "arrests"],
+                   months=window.label),
+            _check("children_sum_to_parent", parent_count == 0,
+                   f"{window.label}: {parent_count} cells whose children do not add up or whose parent is wrong",
+                   parent_rows, ["month", "resolution", "cell", "problem"], months=window.label),
+            _check("rates_within_bounds", bound_count == 0,
+                   f"{window.label}: {bound_count} rows with a rate or bound outside [0, 1] or out of order",
+                   bound_rows, ["month", "resolution", "cell", "rate", "lower", "upper", "pooled"], months=window.label),
+        ],
+    )
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds=KINDS,
+    partitions_def=monthly_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    pool=WAREHOUSE_POOL,
+    deps=[incidents_enriched],
+    metadata=_table_metadata(H3_DAILY_COUNTS, DAILY_COUNTS_TABLE),
+    check_specs=[
+        dg.AssetCheckSpec("daily_cells_sum_to_geolocated_incidents", asset="h3_daily_counts",
+                          description="At every resolution the month's daily cell counts sum to its geolocated "
+                                      "incidents and arrests in incidents_enriched."),
+    ],
+)
+def h3_daily_counts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+    """Incidents and arrests per H3 cell per day, at resolutions 6-10, for each month's geolocated incidents
+    (day = local calendar day of occurred_at; only cell-days with incidents have a row). For time series
+    and day-of-week patterns of a place without scanning the incidents."""
+    window = window_of(context)
+    with warehouse.connect() as con:
+        summary = build_daily_counts(con, window)
+        conservation = count_conservation_violations(con, window, table=DAILY_COUNTS_TABLE)
+    busiest = f"{summary.busiest_day[0]} ({summary.busiest_day[1]} incidents)" if summary.busiest_day else "none"
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": summary.rows,
+            "months": window.label,
+            "days": summary.days,
+            "rows_by_resolution": dg.MetadataValue.json({f"r{r}": n for r, n in summary.rows_by_resolution.items()}),
+            "busiest_day": busiest,
+        },
+        check_results=[
+            _check("daily_cells_sum_to_geolocated_incidents", not conservation,
+                   f"{window.label}: {len(conservation)} (month, resolution) totals differ from incidents_enriched",
+                   conservation, ["month", "resolution", "cell incidents", "geolocated", "cell arrests", "arrests"],
+                   months=window.label),
+        ],
+    )
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds=KINDS,
+    partitions_def=monthly_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    pool=WAREHOUSE_POOL,
+    deps=[incidents_enriched],
+    metadata=_table_metadata(H3_CELL_LABELS, CELL_LABELS_TABLE),
+    check_specs=[
+        dg.AssetCheckSpec("one_label_per_cell", asset="h3_cell_labels", blocking=True,
+                          description="Exactly one label row per cell with geolocated incidents, at every "
+                                      "resolution (a duplicate would duplicate hotspot rows)."),
+    ],
+)
+def h3_cell_labels(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+    """The names a person recognises for each H3 cell (resolutions 6-10) in each month: the most frequent
+    block, police district, beat, ward and community area of its incidents, and a label such as
+    '001XX N STATE ST, Loop, district 1', so a cell reads as a place instead of an H3 id."""
+    window = window_of(context)
+    with warehouse.connect() as con:
+        summary = build_cell_labels(con, window)
+        coverage = label_coverage_violations(con, window)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": summary.rows,
+            "months": window.label,
+            "fully_labelled_share": summary.labelled_share,
+            "busiest_r8_cells": markdown_table(["month", "cell", "incidents", "label"], summary.examples),
+        },
+        check_results=[
+            _check("one_label_per_cell", not coverage,
+                   f"{window.label}: {len(coverage)} (month, resolution) without exactly one label per cell",
+                   coverage, ["month", "resolution", "problem"], months=window.label),
+        ],
+    )
+
+
+class HotspotsConfig(dg.Config):
+    """The hotspot test (crime_assets/core/hotspots.py) and its maps."""
+
+    resolution: int = Field(default=8, description="H3 resolution of the cells tested and mapped (6-10)")
+    history_months: int = Field(default=12, description="Trailing months a cell's baseline is taken over")
+    min_history_months: int = Field(
+        default=3, description="Months of history a month needs to be tested; with fewer it gets no hotspots")
+    min_incidents: int = Field(default=10, description="Cells with fewer incidents this month are not tested")
+    alpha: float = Field(default=0.05, description="Significance level of the Poisson upper-tail test")
+    bonferroni: bool = Field(default=True, description="Divide alpha by the number of cells tested in the month")
+    baseline_floor: float = Field(
+        default=0.5, description="Smallest Poisson mean tested against (cells with no or little history)")
+    max_outlined: int = Field(default=10, description="Hotspots outlined and numbered on the maps")
+    render_maps: bool = Field(default=True, description="Draw the two PNG maps of each month")
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"duckdb", "h3", "matplotlib"},
+    partitions_def=monthly_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    pool=WAREHOUSE_POOL,
+    deps=[h3_monthly_stats, h3_cell_labels],
+    metadata=_table_metadata(HOTSPOTS, HOTSPOTS_TABLE),
+    check_specs=[
+        dg.AssetCheckSpec("hotspot_cells_exist_in_stats", asset="hotspots",
+                          description="Every hotspot cell has a row in h3_monthly_stats for the same month "
+                                      "and resolution."),
+    ],
+)
+def hotspots(context: dg.AssetExecutionContext, config: HotspotsConfig, warehouse: Warehouse) -> dg.MaterializeResult:
+    """Cells whose incidents this month are anomalously high against the same cell's trailing 12 months in
+    h3_monthly_stats: a Poisson upper-tail test with a minimum count and a Bonferroni correction, ranked by
+    p-value and labelled from h3_cell_labels, at a configurable resolution (default 8). A month with fewer
+    than min_history_months (default 3) earlier months of statistics gets no rows. Each month also gets two
+    PNG maps under reports/hotspots in the data directory (incidents, and neighbour-pooled arrest rate,
+    with the top hotspots outlined)."""
+    window = window_of(context)
+    test = HotspotTest(resolution=config.resolution, history_months=config.history_months,
+                       min_history_months=config.min_history_months, min_incidents=config.min_incidents,
+                       alpha=config.alpha, bonferroni=config.bonferroni, baseline_floor=config.baseline_floor)
+    with warehouse.connect() as con:
+        run = find_hotspots(con, window, test)
+        missing = hotspots_missing_from_stats(con, window)
+        cells, found = map_inputs(con, window, test.resolution)
+    # Drawing happens after the connection closes: other runs need not wait on matplotlib for the lock.
+    maps = render_months(cells, found, Path(warehouse.data_dir) / "reports" / "hotspots", test.resolution,
+                         config.max_outlined) if config.render_maps else {}
+    last_tested = next((m for m in reversed(run.months) if not m.skipped), None)
+    metadata = {
+        "dagster/row_count": run.rows,
+        "months": window.label,
+        "resolution": test.resolution,
+        "test": dg.MetadataValue.json(asdict(test)),
+        "by_month": markdown_table(
+            ["month", "history months", "cells", "tested", "hotspots", "top hotspot", "skipped because"],
+            [(m.month, m.history_months, m.cells, m.tested, m.hotspots, m.top[0][2] if m.top else "", m.skipped or "")
+             for m in run.months]),
+    }
+    if run.skipped:
+        metadata["months_not_tested"] = ", ".join(run.skipped)
+    if last_tested is not None:
+        metadata[f"top_hotspots_{last_tested.month}"] = markdown_table(
+            ["rank", "cell", "label", "incidents", "baseline", "p-value"],
+            [(rank, cell, label, n, round(base, 1), f"{p:.1e}") for rank, cell, label, n, base, p in last_tested.top])
+    if maps:
+        month, month_maps = max(maps.items())
+        metadata["incidents_map"] = dg.MetadataValue.path(str(month_maps.incidents))
+        metadata["arrest_rate_map"] = dg.MetadataValue.path(str(month_maps.arrest_rate))
+        metadata["maps_preview"] = dg.MetadataValue.md(
+            f"**{month}** (full size: incidents_map, arrest_rate_map; every month of the run in "
+            f"{month_maps.incidents.parent})\n\n" + thumbnail_markdown([month_maps.incidents, month_maps.arrest_rate]))
+    return dg.MaterializeResult(
+        metadata=metadata,
+        check_results=[
+            _check("hotspot_cells_exist_in_stats", not missing,
+                   f"{window.label}: {len(missing)} hotspot cells without a row in h3_monthly_stats",
+                   missing, ["month", "resolution", "cell"], months=window.label),
+        ],
+    )

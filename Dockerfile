@@ -2,6 +2,8 @@
 #   docker build -t crime-assets .
 #   docker run -p 3000:3000 -v crime-data:/app/data crime-assets                      # webserver on :3000
 #   docker run -v crime-data:/app/data crime-assets dagster-daemon run -w workspace.yaml   # the daemon
+# Production (PostgreSQL storage, queued runs): DAGSTER_HOME=/app/prod and DAGSTER_PG_* set, see
+# deploy/docker-compose.yaml and deploy/README.md. Same image, a different instance file.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -21,9 +23,11 @@ COPY pyproject.toml README.md ./
 COPY crime_assets ./crime_assets
 RUN pip install --no-deps . \
     && useradd --create-home --uid 1000 crime \
-    && mkdir -p /app/data /app/.dagster_home \
-    && chown -R crime:crime /app/data /app/.dagster_home
+    && mkdir -p /app/data /app/.dagster_home /app/prod \
+    && chown -R crime:crime /app/data /app/.dagster_home /app/prod
 COPY dagster.yaml workspace.yaml ./
+# The production instance: DAGSTER_HOME=/app/prod (writable: Dagster keeps small UI state there).
+COPY --chown=crime:crime deploy/dagster.prod.yaml ./prod/dagster.yaml
 
 USER crime
 EXPOSE 3000

@@ -34,8 +34,9 @@ def _scan(path: Path, date_header: str) -> list[str]:
 def file_months(path: Path, date_header: str, cache_file: Path | None) -> list[str]:
     """The month keys (and ``UNDATED``) of one export file."""
     key = _key(path)
-    if key in _MEMO:
-        return _MEMO[key]
+    memo_key = f"{key}|{cache_file}"
+    if memo_key in _MEMO:
+        return _MEMO[memo_key]
     cached = json.loads(cache_file.read_text()) if cache_file and cache_file.exists() else {}
     if key not in cached:
         cached[key] = _scan(path, date_header)
@@ -44,5 +45,5 @@ def file_months(path: Path, date_header: str, cache_file: Path | None) -> list[s
             tmp = cache_file.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_text(json.dumps(cached, indent=0))
             tmp.replace(cache_file)  # atomic: concurrent readers never see half a file
-    _MEMO[key] = cached[key]
+    _MEMO[memo_key] = cached[key]
     return cached[key]

@@ -7,10 +7,13 @@ from crime_assets.defs.alerts.sensors import build_alert_sensor
 from crime_assets.defs.automation.conditions import automation_policy, build_automation_sensor
 from crime_assets.defs.automation.schedules import build_monthly_schedule
 from crime_assets.defs.automation.sensors import build_new_data_sensor
+from crime_assets.defs.drift import assets as drift_assets
+from crime_assets.defs.drift.sensors import build_retrain_sensor
 from crime_assets.defs.enrichment import assets as enrichment_assets
 from crime_assets.defs.hotspots import assets as hotspots_assets
 from crime_assets.defs.ingestion import assets as ingestion_assets
 from crime_assets.defs.jobs import monthly_assets_job
+from crime_assets.defs.model import assets as model_assets
 from crime_assets.defs.resources import build_resources
 from crime_assets.settings import Settings
 
@@ -19,6 +22,8 @@ ASSET_MODULES = [
     ingestion_assets,
     enrichment_assets,
     hotspots_assets,
+    model_assets,
+    drift_assets,
 ]
 
 
@@ -40,6 +45,8 @@ def build_defs(settings: Settings, resources: dict | None = None) -> dg.Definiti
             # Failed checks and runs -> webhook, e-mail, alert log (crime_assets/defs/alerts).
             build_alert_sensor(settings.alerts.interval_s),
             build_freshness_sensor(freshness_checks),
+            # drift_report past a threshold -> retrain arrest_model, through its promotion gate (defs/drift).
+            build_retrain_sensor(),
         ],
         asset_checks=[*dg.load_asset_checks_from_modules(ASSET_MODULES), *freshness_checks],
         resources=build_resources(settings) | (resources or {}),

@@ -28,6 +28,8 @@
 | CRIME_UI_BASE_URL | http://localhost:3000 | the Dagster UI as people reach it; alerts link into it |
 | CRIME_ALERT_INTERVAL_SECONDS | 30 | how often the alert sensor looks for failed checks and runs and retries deliveries |
 | CRIME_FRESHNESS_DAYS | 14 | days (1-27) after a month ends by which it must be materialised (raw_incidents, incidents_enriched) |
+| MLFLOW_TRACKING_URI | sqlite:///<CRIME_DATA_DIR>/mlflow/mlflow.db | MLflow runs and model registry (`http://host:5000` for a server); the default store keeps artifacts in <CRIME_DATA_DIR>/mlflow/artifacts |
+| ARREST_MODEL_NAME | chicago_arrest | registered model name of the arrest model (`load_model()` reads it) |
 """
 
 from __future__ import annotations
@@ -150,6 +152,17 @@ class Settings:
     chunk_months: int
     automation: AutomationSettings
     alerts: AlertSettings
+    mlflow_uri_from_env: str | None = None  # MLFLOW_TRACKING_URI; None: the sqlite store in data_dir
+    arrest_model_name: str = "chicago_arrest"
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        return self.mlflow_uri_from_env or f"sqlite:///{self.data_dir / 'mlflow' / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifact_location(self) -> str | None:
+        """Artifact root for a new experiment: the data dir's folder with the default store; a server decides."""
+        return None if self.mlflow_uri_from_env else (self.data_dir / "mlflow" / "artifacts").as_uri()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -175,4 +188,6 @@ class Settings:
             chunk_months=_positive_int(environ, "CRIME_CHUNK_MONTHS", 12),
             automation=AutomationSettings.from_env(environ),
             alerts=AlertSettings.from_env(environ),
+            mlflow_uri_from_env=environ.get("MLFLOW_TRACKING_URI", "").strip() or None,
+            arrest_model_name=environ.get("ARREST_MODEL_NAME", "").strip() or "chicago_arrest",
         )

@@ -22,6 +22,7 @@ from crime_assets.core.change_detection import (
 from crime_assets.definitions import build_defs
 from crime_assets.defs.automation.conditions import monthly_rematerialisation
 from crime_assets.defs.automation.sensors import watched_months
+from crime_assets.defs.jobs import NEEDS_A_CHAMPION
 from crime_assets.defs.resources import CrimeSource
 from crime_assets.settings import Settings
 from crime_assets_tests.fake_socrata import FakeSocrata, export_rows_to_api_records
@@ -35,7 +36,9 @@ def monthly_downstream_of_raw() -> list[str]:
     """Every monthly asset built from raw_incidents (enriched, H3, hotspots, and whatever joins them)."""
     graph = build_defs(Settings.from_env({})).resolve_asset_graph()  # nothing is written
     keys = dg.AssetSelection.assets("raw_incidents").downstream(include_self=False).resolve(graph)
-    return sorted(k.to_user_string() for k in keys if graph.get(k).partitions_def is not None)
+    # drift_report needs a champion: it is left out of the automation (see defs/jobs.py).
+    return sorted(k.to_user_string() for k in keys if graph.get(k).partitions_def is not None
+                  and graph.get(k).group_name not in NEEDS_A_CHAMPION)
 
 
 DOWNSTREAM = monthly_downstream_of_raw()
@@ -275,8 +278,10 @@ def test_policy_covers_every_monthly_asset_downstream_of_raw_incidents(tmp_path)
                                    if graph.get(k).automation_condition else None)
               for k in graph.get_all_asset_keys()}
     downstream = dg.AssetSelection.assets("raw_incidents").downstream(include_self=False).resolve(graph)
-    monthly = {k.to_user_string() for k in downstream if graph.get(k).partitions_def is not None}
+    monthly = {k.to_user_string() for k in downstream if graph.get(k).partitions_def is not None
+               and graph.get(k).group_name not in NEEDS_A_CHAMPION}
     assert {"incidents_enriched", "h3_monthly_stats", "h3_daily_counts", "h3_cell_labels", "hotspots"} <= monthly
+    assert labels["drift_report"] is None  # needs a champion: run after training, not by the automation
     assert {k for k, v in labels.items() if v == "monthly_rematerialisation"} == monthly
     assert labels["raw_incidents"] is None and labels["police_stations"] == "materialise_when_missing"
     sensor = defs.resolve_sensor_def("downstream_automation_sensor")

@@ -24,6 +24,7 @@ from crime_assets.core.socrata import SocrataClient
 from crime_assets.core.sources import ExportSource, IncidentSource, SocrataSource, resolve_export_files
 from crime_assets.core.stations import read_stations_csv, stations_from_records
 from crime_assets.defs.alerts.resources import build_alert_destinations
+from crime_assets.defs.model.resources import build_model_resources
 from crime_assets.settings import SAMPLE_DIR, SOURCES, Settings
 
 WAREHOUSE_POOL = "duckdb_warehouse"  # every asset that writes the DuckDB file runs in this pool (limit 1)
@@ -168,4 +169,6 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         ),
         # The webhook URL and the SMTP password go through EnvVar too (crime_assets/defs/alerts/resources.py).
         "alerts": build_alert_destinations(settings.data_dir, settings.alerts),
+        # MLflow store + the IO manager that loads arrest_model back from the registry (defs/model/resources.py).
+        **build_model_resources(settings),
     }

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 
 import dagster as dg
 
+from crime_assets.defs.jobs import NEEDS_A_CHAMPION
 from crime_assets.defs.partitions import monthly_partitions
 from crime_assets.settings import AutomationSettings
 
@@ -131,6 +132,8 @@ def automated_keys(assets: Sequence[dg.AssetsDefinition]) -> set[dg.AssetKey]:
     for assets_def in assets:
         for spec in assets_def.specs:
             if spec.automation_condition is not None:
+                continue
+            if spec.group_name in NEEDS_A_CHAMPION:  # drift_report: fails until a model is promoted
                 continue
             if spec.key == STATIONS or (spec.key in downstream and spec.partitions_def == monthly_partitions):
                 chosen.add(spec.key)

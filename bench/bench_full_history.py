@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import duckdb
+from scan_baseline import scan_seconds
 
 REPO = Path(__file__).resolve().parents[1]
 GENERATED = REPO / "bench" / "generated" / "full_history"
@@ -35,13 +36,6 @@ def months_of(files: list[str]) -> tuple[str, str, int]:
                SELECT strptime("Date", '%m/%d/%Y %I:%M:%S %p') AS d
                FROM read_csv($f, header=true, all_varchar=true))""", {"f": files}).fetchall()[0]
     return first, last, rows
-
-
-def scan_seconds(files: list[str]) -> float:
-    started = time.perf_counter()
-    duckdb.connect().execute("SELECT count(*) FROM read_csv($f, header=true, all_varchar=true, union_by_name=true)",
-                             {"f": files}).fetchall()
-    return time.perf_counter() - started
 
 
 def backfill(first: str, last: str, chunk: int, home: Path, data_dir: Path, export: Path) -> tuple[float, float]:

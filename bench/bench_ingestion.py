@@ -47,18 +47,6 @@ def worker(export: str, first: str, last: str, data_dir: str) -> dict:
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def scan_seconds(export: str) -> float:
-    import duckdb
-
-    from crime_assets.core.sources import resolve_export_files
-
-    files = [str(f) for f in resolve_export_files(export)]
-    started = time.perf_counter()
-    duckdb.connect().execute("SELECT count(*) FROM read_csv($f, header=true, all_varchar=true, union_by_name=true)",
-                             {"f": files}).fetchall()
-    return time.perf_counter() - started
-
-
 def run_worker(export: str, first: str, last: str, data_dir: str) -> dict:
     out = subprocess.run([sys.executable, __file__, "--worker", export, first, last, data_dir],
                          check=True, capture_output=True, text=True)
@@ -76,9 +64,12 @@ def main() -> None:
         return
 
     sys.path.insert(0, str(REPO))
+    from crime_assets.core.export_files import resolve_export_files
+    from scan_baseline import scan_seconds
+
     scans, ranged, single = [], [], []
     for _ in range(args.reps):
-        scans.append(scan_seconds(args.export))
+        scans.append(scan_seconds(resolve_export_files(args.export)))
         with tempfile.TemporaryDirectory() as data_dir:
             ranged.append(run_worker(args.export, "2015-01", "2016-12", data_dir))
             single.append(run_worker(args.export, "2016-06", "2016-06", data_dir))

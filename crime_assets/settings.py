@@ -10,7 +10,7 @@
 | SOCRATA_PAGE_SIZE | 50000 | rows per API page |
 | SOCRATA_INCIDENTS_DATASET | ijzp-q8t2 | crimes dataset id |
 | SOCRATA_STATIONS_DATASET | z8bn-74gv | police stations dataset id |
-| CRIME_CHUNK_MONTHS | 12 | months a run processes at a time (bounds memory on long ranges) |
+| CRIME_CHUNK_MONTHS | 24 | months a run processes at a time (bounds memory on long ranges) |
 | CRIME_SCHEDULE_DAY | 8 | day of the month (1-28) the monthly schedule runs the previous month |
 | CRIME_SCHEDULE_HOUR | 6 | hour (0-23, Chicago time) of that run |
 | CRIME_SENSOR_INTERVAL_SECONDS | 3600 | how often the new-data sensor polls the source |
@@ -185,7 +185,7 @@ class Settings:
             incidents_dataset=environ.get("SOCRATA_INCIDENTS_DATASET", "ijzp-q8t2"),
             stations_dataset=environ.get("SOCRATA_STATIONS_DATASET", "z8bn-74gv"),
             has_app_token=bool(environ.get("SOCRATA_APP_TOKEN")),
-            chunk_months=_positive_int(environ, "CRIME_CHUNK_MONTHS", 12),
+            chunk_months=_positive_int(environ, "CRIME_CHUNK_MONTHS", 24),
             automation=AutomationSettings.from_env(environ),
             alerts=AlertSettings.from_env(environ),
             mlflow_uri_from_env=environ.get("MLFLOW_TRACKING_URI", "").strip() or None,

@@ -21,11 +21,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import duckdb
-
 from crime_assets.core.months import MonthWindow
 from crime_assets.core.socrata import SocrataClient
-from crime_assets.core.sources import snake_case
 
 CHICAGO = ZoneInfo("America/Chicago")
 
@@ -198,11 +195,3 @@ def export_fingerprints(
         digest = hashlib.sha1("\n".join(f"{f.path.name}:{f.size}:{f.mtime_ns}" for f in holding).encode())
         found[month] = Fingerprint(None, max(f.mtime_iso for f in holding), digest.hexdigest()[:12]).text()
     return found
-
-
-def export_date_header(path: Path) -> str | None:
-    """The header of an export file's date column as written ("Date"), or None when it has none."""
-    with duckdb.connect() as con:
-        columns = con.execute("DESCRIBE SELECT * FROM read_csv($f, header=true, all_varchar=true)",
-                              {"f": str(path)}).fetchall()
-    return next((c[0] for c in columns if snake_case(c[0]) == "date"), None)

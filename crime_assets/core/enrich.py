@@ -31,12 +31,19 @@ class EnrichStats:
 
 
 def incident_geography(ids: np.ndarray, lat: np.ndarray, lon: np.ndarray, stations: pd.DataFrame) -> pd.DataFrame:
-    """Per incident: coordinate status, nearest district station and distance, H3 cells (uint64, 0 = none)."""
+    """Per incident: coordinate status, nearest district station and distance, H3 cells (uint64, 0 = none).
+
+    Incidents are geocoded to block-level points (532,742 incidents of 2015-2016 sit on 209,397 distinct
+    points), so the geometry is computed once per distinct point and spread back to the incidents.
+    """
     status = geo.coordinate_status(lat, lon)
     usable = status == geo.OK
-    lat_ok, lon_ok = np.where(usable, lat, np.nan), np.where(usable, lon, np.nan)
+    # A point as one complex number (lat + i lon): np.unique on complex is ~5x faster than on rows.
+    points, point_of = np.unique(np.where(usable, lat, np.nan) + 1j * np.where(usable, lon, np.nan), return_inverse=True)
+    p_lat, p_lon = points.real, points.imag
     districts = stations[stations["is_district_station"]].reset_index(drop=True)
-    index, distance = geo.nearest_station(lat_ok, lon_ok, districts["latitude"].to_numpy(), districts["longitude"].to_numpy())
+    p_index, p_distance = geo.nearest_station(p_lat, p_lon, districts["latitude"].to_numpy(), districts["longitude"].to_numpy())
+    index, distance = p_index[point_of], p_distance[point_of]
     has = index >= 0
     frame = pd.DataFrame({
         "id": ids,
@@ -46,13 +53,13 @@ def incident_geography(ids: np.ndarray, lat: np.ndarray, lon: np.ndarray, statio
         "station_distance_m": distance,
     })
     frame.loc[~has, "nearest_station_district"] = pd.NA
-    for r, cells in cells_by_resolution(lat_ok, lon_ok, H3_RESOLUTIONS).items():
-        frame[f"h3_r{r}"] = cells
+    for r, cells in cells_by_resolution(p_lat, p_lon, H3_RESOLUTIONS).items():
+        frame[f"h3_r{r}"] = cells[point_of]
     return frame
 
 
 def enrich_incidents(
-    con: duckdb.DuckDBPyConnection, stations: pd.DataFrame, window: MonthWindow, chunk_months: int = 12
+    con: duckdb.DuckDBPyConnection, stations: pd.DataFrame, window: MonthWindow, chunk_months: int = 24
 ) -> EnrichStats:
     """Replace the window's months of incidents_enriched in one transaction, ``chunk_months`` at a time."""
     bounds = {"first": window.keys[0], "last": window.keys[-1]}

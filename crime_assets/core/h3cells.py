@@ -18,11 +18,12 @@ _RES_MASK = np.uint64(0xF) << _RES_SHIFT
 
 def finest_cells(lat: np.ndarray, lon: np.ndarray, resolution: int = FINEST) -> np.ndarray:
     """H3 cells (uint64) of points; 0 where a coordinate is missing."""
+    lat, lon = np.asarray(lat, dtype=float), np.asarray(lon, dtype=float)
     out = np.zeros(len(lat), dtype=np.uint64)
-    to_cell = h3int.latlng_to_cell
-    for i, (la, lo) in enumerate(zip(np.asarray(lat, dtype=float).tolist(), np.asarray(lon, dtype=float).tolist())):
-        if la == la and lo == lo:  # not NaN
-            out[i] = to_cell(la, lo, resolution)
+    valid = ~(np.isnan(lat) | np.isnan(lon))
+    count = int(valid.sum())
+    out[valid] = np.fromiter(map(h3int.latlng_to_cell, lat[valid].tolist(), lon[valid].tolist(), [resolution] * count),
+                             dtype=np.uint64, count=count)
     return out
 
 

@@ -7,9 +7,7 @@ as the ``staged_incidents`` view of a DuckDB connection.
 
 from __future__ import annotations
 
-import glob
 import logging
-from functools import cache
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -17,12 +15,11 @@ from typing import Protocol
 import duckdb
 import pandas as pd
 
+from crime_assets.core.export_files import header, read_export_sql, resolve_export_files
 from crime_assets.core.export_index import UNDATED, file_months
 from crime_assets.core.months import MonthWindow
 from crime_assets.core.schema import SOURCE_FIELDS
 from crime_assets.core.socrata import SocrataClient
-
-EXPORT_SUFFIXES = (".csv", ".csv.gz", ".csv.zst")
 
 
 class StagedIncidents(Protocol):
@@ -36,40 +33,9 @@ class IncidentSource(Protocol):
     def collect(self, window: MonthWindow) -> StagedIncidents: ...
 
 
-def resolve_export_files(path: str | Path) -> list[Path]:
-    """A file, a folder (every export file in it) or a glob pattern -> the export files, sorted."""
-    text = str(path)
-    if any(ch in text for ch in "*?["):
-        files = [Path(p) for p in glob.glob(text)]
-    elif Path(text).is_dir():
-        files = [p for p in Path(text).iterdir()]
-    elif Path(text).is_file():
-        files = [Path(text)]
-    else:
-        raise FileNotFoundError(f"CRIME_EXPORT_PATH {text!r} is not a file, folder or glob that exists")
-    files = sorted(p for p in files if p.name.lower().endswith(EXPORT_SUFFIXES))
-    if len(files) > 1:
-        # A folder may hold other tables (the stations, an API sample): keep the crime exports.
-        files = [p for p in files if {"id", "date"} <= _header(p).keys()]
-    if not files:
-        raise FileNotFoundError(f"CRIME_EXPORT_PATH {text!r}: no crime bulk-export files ({', '.join(EXPORT_SUFFIXES)})")
-    return files
-
-
-def snake_case(name: str) -> str:
-    return "_".join(name.strip().lower().split())
-
-
-@cache
-def _header(path: Path) -> dict[str, str]:
-    """snake_case field name -> the header as written ("Case Number"), for one export file."""
-    rows = duckdb.execute("DESCRIBE SELECT * FROM read_csv($f, header=true, all_varchar=true)", {"f": str(path)}).fetchall()
-    return {snake_case(row[0]): row[0] for row in rows}
-
-
-def _text_columns(header: dict[str, str]) -> str:
+def _text_columns(names: dict[str, str]) -> str:
     return ", ".join(
-        f'"{header[f]}" AS {f}' if f in header else f"NULL::VARCHAR AS {f}" for f in SOURCE_FIELDS
+        f'"{names[f]}" AS {f}' if f in names else f"NULL::VARCHAR AS {f}" for f in SOURCE_FIELDS
     )
 
 
@@ -85,19 +51,16 @@ class ExportFiles:
             con.execute(f"CREATE OR REPLACE TEMP VIEW staged_incidents AS SELECT {empty},"
                         " NULL::VARCHAR AS _requested_month, NULL::VARCHAR AS _source WHERE false")
             return
-        header: dict[str, str] = {}
+        parts = []
         for path in self.files:
-            header |= _header(path)
-        missing = {"id", "date"} - header.keys()
-        if missing:
-            raise ValueError(f"{self.label}: not a crime export, no column(s) {sorted(missing)}; found {sorted(header)}")
-        # A view cannot hold parameters: inline the (quoted) file list.
-        file_list = "[" + ", ".join("'" + str(f).replace("'", "''") + "'" for f in self.files) + "]"
-        con.execute(
-            f"CREATE OR REPLACE TEMP VIEW staged_incidents AS SELECT {_text_columns(header)},"
-            " NULL::VARCHAR AS _requested_month, parse_filename(filename) AS _source"
-            f" FROM read_csv({file_list}, header=true, all_varchar=true, union_by_name=true, filename=true)"
-        )
+            names = header(path)
+            missing = {"id", "date"} - names.keys()
+            if missing:
+                raise ValueError(f"{path.name}: not a crime export, no column(s) {sorted(missing)}; found {sorted(names)}")
+            # 20 or 22 columns, in any order: each file is mapped onto the source fields by its own header.
+            parts.append(f"SELECT {_text_columns(names)}, NULL::VARCHAR AS _requested_month,"
+                         f" '{path.name.replace(chr(39), chr(39) * 2)}' AS _source FROM {read_export_sql(path)}")
+        con.execute("CREATE OR REPLACE TEMP VIEW staged_incidents AS " + " UNION ALL ".join(parts))
 
 
 @dataclass(frozen=True)
@@ -112,7 +75,8 @@ class ExportSource:
         if len(files) > 1:
             # Read only the files holding these months (or rows without a usable date).
             wanted = set(window.keys) | {UNDATED}
-            files = [f for f in files if wanted & set(file_months(f, _header(f)["date"], self.index_file))]
+            held = file_months(files, self.index_file)
+            files = [f for f in files if wanted & set(held[f])]
         return ExportFiles(tuple(files), label=f"export:{', '.join(f.name for f in files) or 'no file holds ' + window.label}")
 
 

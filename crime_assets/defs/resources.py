@@ -16,7 +16,7 @@ import pandas as pd
 from pydantic import Field, PrivateAttr
 
 from crime_assets.core.change_detection import (
-    export_date_header, export_fingerprints, socrata_fingerprints, socrata_summariser,
+    export_fingerprints, socrata_fingerprints, socrata_summariser,
 )
 from crime_assets.core.export_index import file_months
 from crime_assets.core.quality import Thresholds
@@ -39,7 +39,7 @@ class Warehouse(dg.ConfigurableResource):
 
     data_dir: str = Field(description="CRIME_DATA_DIR: everything the platform writes")
     lock_timeout_s: float = Field(default=120.0, description="How long to wait for another process's lock")
-    chunk_months: int = Field(default=12, description="months processed at a time inside one run (CRIME_CHUNK_MONTHS)")
+    chunk_months: int = Field(default=24, description="months processed at a time inside one run (CRIME_CHUNK_MONTHS)")
     memory_limit: str = Field(default="2GB", description="DuckDB memory limit; beyond it DuckDB spills to disk")
 
     @property
@@ -129,11 +129,9 @@ class CrimeSource(dg.ConfigurableResource):
         if self.kind == "export":
             index = Path(self.cache_dir) / "export_months.json" if self.cache_dir else None
 
-            def months_of(path: Path) -> list[str]:
-                header = export_date_header(path)
-                return file_months(path, header, index) if header else []
-
-            return export_fingerprints(resolve_export_files(self.export_path), months, months_of)
+            files = resolve_export_files(self.export_path)
+            held = file_months(files, index)
+            return export_fingerprints(files, months, lambda path: held[Path(path)])
         return socrata_fingerprints(months, known, socrata_summariser(self._client(), self.incidents_dataset))
 
 

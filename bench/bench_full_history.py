@@ -41,7 +41,7 @@ def months_of(files: list[str]) -> tuple[str, str, int]:
 def backfill(first: str, last: str, chunk: int, home: Path, data_dir: Path, export: Path) -> tuple[float, float]:
     """(wall seconds, peak RSS MB) of `python -m crime_assets.backfill` in a fresh process."""
     env = os.environ | {"DAGSTER_HOME": str(home), "CRIME_DATA_DIR": str(data_dir), "CRIME_EXPORT_PATH": str(export),
-                        "CRIME_CHUNK_MONTHS": str(min(chunk, 12))}
+                        "CRIME_CHUNK_MONTHS": str(chunk)}
     # A small wrapper process runs the backfill and reports its own children's peak RSS, so each
     # measurement covers exactly one backfill.
     wrapper = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "

@@ -13,7 +13,7 @@ import argparse
 import sys
 import time
 
-from crime_assets.quickstart import _instance_home
+from crime_assets.quickstart import instance_home
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--to", dest="last", required=True, help="last month (YYYY-MM)")
     parser.add_argument("--chunk-months", type=int, default=24, help="months per run (default 24)")
     args = parser.parse_args(argv)
-    _instance_home()
+    instance_home()
 
     import dagster as dg
 

@@ -18,7 +18,8 @@ SAMPLE_MONTHS = ("2015-01", "2016-12")  # what crime_assets/sample_data holds
 MODEL_MONTHS = 14  # the default training window (12) + a validation month + a test month
 
 
-def _instance_home() -> str:
+def instance_home() -> str:
+    """The Dagster instance directory: DAGSTER_HOME, or the repository root when run from it."""
     if not os.environ.get("DAGSTER_HOME") and Path("dagster.yaml").is_file():
         os.environ["DAGSTER_HOME"] = str(Path.cwd())
     home = os.environ.get("DAGSTER_HOME")
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--from", dest="first", default=SAMPLE_MONTHS[0], help="first month (YYYY-MM)")
     parser.add_argument("--to", dest="last", default=SAMPLE_MONTHS[1], help="last month (YYYY-MM)")
     args = parser.parse_args(argv)
-    home = _instance_home()
+    home = instance_home()
 
     import dagster as dg
     import duckdb

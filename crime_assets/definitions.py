@@ -31,8 +31,9 @@ def build_defs(settings: Settings, resources: dict | None = None) -> dg.Definiti
     """The definitions for these settings; ``resources`` replaces single resources (tests, notebooks)."""
     assets = dg.load_assets_from_modules(ASSET_MODULES)
     # Declarative automation is applied here, not in the asset modules: every monthly asset downstream
-    # of raw_incidents follows a changed month (crime_assets/defs/automation/conditions.py).
-    assets = dg.map_asset_specs(automation_policy(assets), assets)
+    # of raw_incidents follows a changed month (crime_assets/defs/automation/conditions.py); drift_report
+    # once a champion of the configured registered model exists.
+    assets = dg.map_asset_specs(automation_policy(assets, settings.arrest_model_name), assets)
     freshness_checks = build_freshness_checks(settings.alerts.freshness_days)
     job = monthly_assets_job(assets, excluded_checks=freshness_checks)
     return dg.Definitions(

@@ -23,7 +23,7 @@ from crime_assets.definitions import build_defs
 from crime_assets.defs.automation.conditions import monthly_rematerialisation
 from crime_assets.defs.automation.sensors import watched_months
 from crime_assets.defs.jobs import NEEDS_A_CHAMPION
-from crime_assets.defs.resources import CrimeSource
+from crime_assets.defs.resources import CrimeSource, QualityGates
 from crime_assets.settings import Settings
 from crime_assets_tests.fake_socrata import FakeSocrata, export_rows_to_api_records
 from crime_assets_tests.helpers import SAMPLE, materialize_months, query, settings_for
@@ -36,7 +36,7 @@ def monthly_downstream_of_raw() -> list[str]:
     """Every monthly asset built from raw_incidents (enriched, H3, hotspots, and whatever joins them)."""
     graph = build_defs(Settings.from_env({})).resolve_asset_graph()  # nothing is written
     keys = dg.AssetSelection.assets("raw_incidents").downstream(include_self=False).resolve(graph)
-    # drift_report needs a champion: it is left out of the automation (see defs/jobs.py).
+    # drift_report needs a champion: without one (every test here until it reports one) it is held back.
     return sorted(k.to_user_string() for k in keys if graph.get(k).partitions_def is not None
                   and graph.get(k).group_name not in NEEDS_A_CHAMPION)
 
@@ -281,13 +281,15 @@ def test_policy_covers_every_monthly_asset_downstream_of_raw_incidents(tmp_path)
     monthly = {k.to_user_string() for k in downstream if graph.get(k).partitions_def is not None
                and graph.get(k).group_name not in NEEDS_A_CHAMPION}
     assert {"incidents_enriched", "h3_monthly_stats", "h3_daily_counts", "h3_cell_labels", "hotspots"} <= monthly
-    assert labels["drift_report"] is None  # needs a champion: run after training, not by the automation
+    # drift_report needs a champion: automated, but held back until the promotion gate named one.
+    assert labels["drift_report"] == "monthly_rematerialisation_once_a_champion_exists"
     assert {k for k, v in labels.items() if v == "monthly_rematerialisation"} == monthly
     assert labels["raw_incidents"] is None and labels["police_stations"] == "materialise_when_missing"
+    assert labels["arrest_model"] is None and labels["model_backtest"] is None
     sensor = defs.resolve_sensor_def("downstream_automation_sensor")
     assert isinstance(sensor, dg.AutomationConditionSensorDefinition)
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
-    assert sensor.asset_selection.resolve(graph) == {dg.AssetKey(k) for k in monthly | {"police_stations"}}
+    assert sensor.asset_selection.resolve(graph) == {dg.AssetKey(k) for k in monthly | {"police_stations", "drift_report"}}
 
 
 @pytest.fixture
@@ -336,8 +338,11 @@ def test_a_changed_month_rematerialises_its_downstream_once_for_the_latest_and_a
     assert tick.total_requested == 0
     assert query(settings, "SELECT month, count(*) FROM incidents_enriched GROUP BY 1") == [("2016-04", 3000)]
 
-    # A month that was loaded together with its downstream (a backfill, the schedule) is not rerun.
+    # A month that was loaded together with its downstream (a backfill, the schedule) is not rerun; the
+    # history readers of the month after it, built before it, are (they read March as it was then).
     materialize_months(["raw_incidents", *DOWNSTREAM], "2016-03", None, settings, instance=instance)
+    tick = evaluate(defs, instance, tick)
+    assert requested(tick) == {"arrest_features": ["2016-04"], "hotspots": ["2016-04"]}
     assert evaluate(defs, instance, tick).total_requested == 0
 
 
@@ -394,6 +399,123 @@ def test_the_stations_are_loaded_once_when_missing(tmp_path):
         tick = evaluate(defs, instance)
         assert tick.total_requested == tick.get_num_requested(dg.AssetKey("police_stations")) == 1
         assert evaluate(defs, instance, tick).total_requested == 0
+
+
+# -- history readers and drift_report ------------------------------------------------------------------------------
+
+SPAN = ["2016-03", "2016-04", "2016-05", "2016-06"]
+LATER = SPAN[1:]  # the months whose history (arrest_features: 12 months of enriched; hotspots: 12 of H3) holds March
+
+
+@pytest.fixture
+def history_env(tmp_path):
+    """Four consecutive months (1,500 real rows each of March-June 2016) loaded with their whole downstream
+    in one ranged run, as a backfill does, in a fresh instance with the police stations."""
+    exports = tmp_path / "exports"
+    write_export(exports / "crimes_2016_spring.csv", pd.concat([sample_rows(m, 1500) for m in SPAN]))
+    settings = settings_for(tmp_path / "data", CRIME_EXPORT_PATH=str(exports))
+    with dg.instance_for_test() as instance:
+        materialize_months(["police_stations"], None, None, settings, instance=instance)
+        assert materialize_months(["raw_incidents", *DOWNSTREAM], SPAN[0], SPAN[-1], settings, instance=instance).success
+        yield settings, instance
+
+
+def test_reloading_an_old_month_rebuilds_the_history_readers_of_the_months_after_it_once(history_env):
+    settings, instance = history_env
+    defs = build_defs(settings)
+    tick = evaluate(defs, instance)
+    assert tick.total_requested == 0  # loaded in one run: every month was built after its history
+
+    # March is reloaded (its checks pass): first its own chain; the later months wait until it is rebuilt.
+    materialize_months(["raw_incidents"], "2016-03", None, settings, instance=instance)
+    tick = evaluate(defs, instance, tick)
+    assert requested(tick) == {asset: ["2016-03"] for asset in DOWNSTREAM}
+    materialize_months(DOWNSTREAM, "2016-03", None, settings, instance=instance)  # the requested run
+
+    # Then the features and hotspots of every later month that reads March, and nothing else; once.
+    tick = evaluate(defs, instance, tick)
+    assert requested(tick) == {"arrest_features": LATER, "hotspots": LATER}
+    for _ in range(2):  # not again while the requested run is pending (or after it failed)
+        tick = evaluate(defs, instance, tick)
+        assert tick.total_requested == 0
+
+    # Once they are rebuilt (one run), nothing more.
+    materialize_months(["arrest_features", "hotspots"], LATER[0], LATER[-1], settings, instance=instance)
+    tick = evaluate(defs, instance, tick)
+    assert tick.total_requested == 0
+    assert query(settings, "SELECT min(history_last_month) FROM arrest_features WHERE month = '2016-04'") == [("2016-03",)]
+
+
+def test_a_history_month_whose_blocking_checks_failed_holds_back_the_months_after_it(history_env):
+    settings, instance = history_env
+    defs = build_defs(settings)
+    tick = evaluate(defs, instance)
+
+    # March's enrichment is rebuilt and fails a blocking gate (every station "too far"): nothing follows,
+    # neither March's own downstream nor the later months reading its history.
+    failed = materialize_months(["incidents_enriched"], "2016-03", None, settings, instance=instance,
+                                raise_on_error=False, resources={"quality": QualityGates(max_station_distance_m=1.0)})
+    assert not failed.success
+    assert instance.fetch_materializations(dg.AssetRecordsFilter(  # materialised, then stopped by the gate
+        asset_key=dg.AssetKey("incidents_enriched"), asset_partitions=["2016-03"]), limit=2).records
+    for _ in range(2):
+        tick = evaluate(defs, instance, tick)
+        assert tick.total_requested == 0
+
+    # Rebuilt with its gates passing: March's downstream, and the later months' features, which read
+    # enriched March; the later hotspots read March's H3 statistics, so they wait until those are rebuilt.
+    materialize_months(["incidents_enriched"], "2016-03", None, settings, instance=instance)
+    tick = evaluate(defs, instance, tick)
+    assert requested(tick) == {
+        **{asset: ["2016-03"] for asset in DOWNSTREAM if asset != "incidents_enriched"},
+        "arrest_features": SPAN,
+    }
+
+
+GATE = dg.AssetCheckKey(dg.AssetKey("arrest_model"), "challenger_clears_promotion_gate")
+
+
+def report_promotion_gate(instance: dg.DagsterInstance, model: str, champion_now: str) -> None:
+    """An evaluation of arrest_model's promotion gate as the gate records it (defs/model/assets.py): the
+    version judged ("<name> v<n>") and the champion after the decision ("v<n>" or "none")."""
+    instance.report_runless_asset_event(dg.AssetCheckEvaluation(
+        asset_key=GATE.asset_key, check_name=GATE.name, passed=model.endswith(f" {champion_now}"),
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"model": model, "champion_now": champion_now, "previous_champion": "none"}))
+
+
+def test_drift_report_follows_its_month_once_a_champion_exists(automation_env):
+    settings, instance = automation_env
+    defs = build_defs(settings)
+    tick = evaluate(defs, instance)
+
+    # No champion: a month's chain runs without its drift report.
+    materialize_months(["raw_incidents"], "2016-04", None, settings, instance=instance)
+    tick = evaluate(defs, instance, tick)
+    assert requested(tick) == {asset: ["2016-04"] for asset in DOWNSTREAM}
+    materialize_months(DOWNSTREAM, "2016-04", None, settings, instance=instance)
+    tick = evaluate(defs, instance, tick)
+    assert tick.total_requested == 0
+
+    # A version that failed the gate, and a champion of another registered model: still none to judge against.
+    report_promotion_gate(instance, "chicago_arrest v1", "none")
+    report_promotion_gate(instance, "another_model v1", "v1")
+    tick = evaluate(defs, instance, tick)
+    assert tick.total_requested == 0
+
+    # The gate promotes a version: the drift report of the month with features follows, once.
+    report_promotion_gate(instance, "chicago_arrest v2", "v2")
+    tick = evaluate(defs, instance, tick)
+    assert requested(tick) == {"drift_report": ["2016-04"]}
+    tick = evaluate(defs, instance, tick)
+    assert tick.total_requested == 0
+
+    # With a champion (a later version failing the gate keeps it), a reloaded month brings its drift
+    # report along with its chain, in the same request.
+    report_promotion_gate(instance, "chicago_arrest v3", "v2")
+    materialize_months(["raw_incidents"], "2016-05", None, settings, instance=instance)
+    tick = evaluate(defs, instance, tick)
+    assert requested(tick) == {asset: ["2016-05"] for asset in [*DOWNSTREAM, "drift_report"]}
 
 
 # -- the checks condition on a tiny graph -------------------------------------------------------------------------

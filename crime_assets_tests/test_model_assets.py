@@ -143,6 +143,10 @@ def test_promotion_gate_both_ways(first_training):
     assert again.success and gate_result(again).passed
     new_version = str(materialization(again, "arrest_model").metadata["model_version"].value)
     assert alias("champion") == new_version != champion_before
+    # What the downstream automation reads to know a champion exists (automation.conditions.champion_named).
+    assert {k: gate_result(again).metadata[k].value for k in ("model", "champion_now")} == \
+        {"model": f"chicago_arrest v{new_version}", "champion_now": f"v{new_version}"}
+    assert gate_result(weak).metadata["champion_now"].value == f"v{champion_before}"
 
 
 def test_a_failed_training_ends_its_mlflow_run_failed(model_home, monkeypatch):

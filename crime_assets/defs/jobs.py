@@ -10,7 +10,7 @@ def monthly_assets_job(assets, excluded_checks=()):
     for one month or a range of months in one run. The model assets, which span many months, are not in it.
     ``excluded_checks`` (the freshness checks) are evaluated by their own sensor, not by every backfill."""
     # drift_report judges a month against the champion model: it runs once a champion exists
-    # (by automation only when a person enables it), not in every backfill of history.
+    # (the downstream automation waits for one), not in every backfill of history.
     monthly = [a for a in assets if a.partitions_def == monthly_partitions
                and not any(spec.group_name in NEEDS_A_CHAMPION for spec in a.specs)]
     keys = {key for a in monthly for key in a.keys}

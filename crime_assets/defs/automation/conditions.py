@@ -10,6 +10,14 @@ The policy, applied centrally (``definitions.py``) so the asset modules stay fre
   stations, a model) do not trigger it: they would rebuild 25 years of months, and the monthly schedule
   refreshes the stations anyway. A whole chain (enriched -> H3 -> hotspots ...) is requested in one tick
   and one run, so a run's own materialisations never trigger it again: one upstream change, one run.
+- **History readers** (``HISTORY_READERS``): arrest_features of month M reads incidents_enriched of the 12
+  months before M, hotspots reads h3_monthly_stats of the 12 months before M, but each declares only its
+  own month (a 12-month partition mapping would hold back the first year of any warehouse). So their
+  monthly condition is also triggered by ``HistoryUpdated``: a month of that window got a materialisation,
+  newer than M's, whose blocking checks passed. Once per such materialisation, for materialised months only.
+- **drift_report** (groups in ``NEEDS_A_CHAMPION``) gets the same monthly condition, gated on
+  ``ChampionExists``: a promotion gate of arrest_model has named a champion of the registered model that
+  drift_report judges against (read from the gate's check results in the Dagster instance, no MLflow).
 - **police_stations** is materialised when it is missing (a fresh install), so the chain of the first
   month can run without a manual step. Refreshes come from the monthly schedule.
 - Assets that are not monthly (the model, owned by its own retraining policy) and assets that already
@@ -18,17 +26,32 @@ The policy, applied centrally (``definitions.py``) so the asset modules stay fre
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Callable, Mapping, Sequence
 
 import dagster as dg
 
+from crime_assets.core.features import HISTORY_MONTHS, history_months
+from crime_assets.defs.enrichment.assets import incidents_enriched
+from crime_assets.defs.hotspots.assets import HotspotsConfig, h3_monthly_stats, hotspots
 from crime_assets.defs.jobs import NEEDS_A_CHAMPION
+from crime_assets.defs.model.assets import arrest_features, challenger_clears_promotion_gate
 from crime_assets.defs.partitions import monthly_partitions
 from crime_assets.settings import AutomationSettings
 
 RAW = dg.AssetKey("raw_incidents")
 STATIONS = dg.AssetKey("police_stations")
 AutomationCondition = dg.AutomationCondition
+
+# Monthly assets whose month M also reads the given months before M of another monthly asset, without
+# declaring it: reader -> (source, months). The windows are the readers' own defaults (HISTORY_MONTHS;
+# hotspots' run config default): a run configured with a longer window is not followed further back.
+HISTORY_READERS: dict[dg.AssetKey, tuple[dg.AssetKey, int]] = {
+    arrest_features.key: (incidents_enriched.key, HISTORY_MONTHS),
+    hotspots.key: (h3_monthly_stats.key, HotspotsConfig.model_fields["history_months"].default),
+}
+# The promotion gate of arrest_model; its evaluations say which version is the champion afterwards.
+PROMOTION_GATE = next(iter(challenger_clears_promotion_gate.check_keys))
 
 
 class BlockingChecksPassed(dg.AutomationCondition[dg.AssetKey]):
@@ -89,14 +112,138 @@ def _latest_materialisation_passed(
     return True
 
 
-def monthly_rematerialisation(unpartitioned_inputs: dg.AssetSelection) -> dg.AutomationCondition:
+class HistoryUpdated(dg.AutomationCondition[dg.AssetKey]):
+    """True for a materialised month M of an asset that reads ``source`` of the ``months`` months before M,
+    when one of those months got a materialisation newer than M's latest one whose blocking checks passed
+    (the same judgement as ``BlockingChecksPassed``), and that materialisation was not yet reported for M
+    on an earlier evaluation: once per (M, newest such materialisation). Used as a trigger inside
+    ``since_last_handled()``, so a request stays pending while M is running, and a failed run is not
+    retried on every tick; a later materialisation of a history month triggers again.
+
+    Never-materialised months are left to ``newly_missing()``. Two storage queries per evaluation (the
+    newest materialisation of every month, of the source and of this asset); the checks are read only for
+    history months newer than a reader's month.
+    """
+
+    def __init__(self, source: dg.AssetKey, months: int):
+        self.source, self.months = source, months
+
+    @property
+    def name(self) -> str:
+        return "history_updated"
+
+    @property
+    def description(self) -> str:
+        return (f"One of the {self.months} months of {self.source.to_user_string()} before this month was "
+                "materialised after it, and its blocking checks passed")
+
+    @property
+    def requires_cursor(self) -> bool:
+        return True
+
+    def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
+        if context.candidate_subset.is_empty or not context.asset_graph.has(self.source):
+            return dg.AutomationResult(context=context, true_subset=context.get_empty_subset(), cursor=context.cursor)
+        graph, instance = context.asset_graph, context.asset_graph_view.instance
+        materialised = dg.DagsterEventType.ASSET_MATERIALIZATION
+        sources = instance.get_latest_storage_id_by_partition(self.source, materialised)
+        pending: dict[str, int] = {}
+        if sources:
+            candidates = set(context.candidate_subset.expensively_compute_partition_keys())
+            own = {month: storage_id for month, storage_id
+                   in instance.get_latest_storage_id_by_partition(context.key, materialised).items()
+                   if month in candidates}
+            blocking = [k for k in graph.get(self.source).check_keys if graph.get(k).blocking]
+            pending = _newer_history(own, sources, self.months, lambda month: (
+                not blocking or _latest_materialisation_passed(instance, self.source, month, blocking)))
+        reported: dict[str, int] = json.loads(context.cursor) if context.cursor else {}
+        fired = {m for m, storage_id in pending.items() if storage_id > reported.get(m, -1)}
+        true_subset = context.asset_graph_view.get_subset_from_partition_keys(
+            context.key, context.partitions_def, fired)
+        # Remembered: each month's newest pending history materialisation, reported once.
+        return dg.AutomationResult(context=context, true_subset=true_subset,
+                                   cursor=json.dumps(pending, sort_keys=True))
+
+
+def _newer_history(own: Mapping[str, int], sources: Mapping[str, int], months: int,
+                   passed: Callable[[str], bool]) -> dict[str, int]:
+    """For each month of ``own`` (latest storage id by month): the newest storage id among the ``months``
+    months before it in ``sources`` that is newer than its own and whose month ``passed``; months without
+    one are left out. ``passed`` is asked at most once per source month."""
+    verdicts: dict[str, bool] = {}
+
+    def ok(month: str) -> bool:
+        if month not in verdicts:
+            verdicts[month] = passed(month)
+        return verdicts[month]
+
+    newest = {}
+    for month, own_id in own.items():
+        newer = sorted(((sources[m], m) for m in history_months(month, months)
+                        if sources.get(m, -1) > own_id), reverse=True)
+        found = next((storage_id for storage_id, m in newer if ok(m)), None)
+        if found is not None:
+            newest[month] = found
+    return newest
+
+
+class ChampionExists(dg.AutomationCondition[dg.AssetKey]):
+    """True (for every partition) once arrest_model's promotion gate has named a champion of the registered
+    model ``model_name``: its newest evaluation for that model says ``champion_now`` is a version. Read from
+    the gate's check results in the Dagster instance; a champion set in MLflow by hand is not seen."""
+
+    def __init__(self, model_name: str):
+        self.model_name = model_name
+
+    @property
+    def name(self) -> str:
+        return "champion_exists"
+
+    @property
+    def description(self) -> str:
+        return f"The promotion gate of arrest_model has named a champion of {self.model_name}"
+
+    @property
+    def requires_cursor(self) -> bool:
+        return False
+
+    def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
+        if context.candidate_subset.is_empty or champion_named(context.asset_graph_view.instance,
+                                                              self.model_name) is None:
+            return dg.AutomationResult(context=context, true_subset=context.get_empty_subset())
+        return dg.AutomationResult(context=context, true_subset=context.candidate_subset)
+
+
+def champion_named(instance: dg.DagsterInstance, model_name: str, page: int = 20) -> str | None:
+    """The champion version (``v3``) the newest promotion-gate evaluation for ``model_name`` left, or None
+    (no evaluation for that model, or none promoted yet). The gate records ``model`` ("<name> v<version>")
+    and ``champion_now`` ("v<version>" or "none") in its check metadata."""
+    cursor = None
+    while True:
+        records = instance.event_log_storage.get_asset_check_execution_history(
+            PROMOTION_GATE, limit=page, cursor=cursor)
+        for record in records:
+            # Planned or failed executions (an exception, not a verdict) carry no evaluation: skipped.
+            metadata = record.evaluation.metadata if record.evaluation else {}
+            model, champion = metadata.get("model"), metadata.get("champion_now")
+            if model is None or champion is None or str(model.value).rsplit(" v", 1)[0] != model_name:
+                continue
+            return None if champion.value in ("", "none") else str(champion.value)
+        if len(records) < page:
+            return None
+        cursor = records[-1].id
+
+
+def monthly_rematerialisation(unpartitioned_inputs: dg.AssetSelection,
+                              history: tuple[dg.AssetKey, int] | None = None) -> dg.AutomationCondition:
     """``AutomationCondition.eager()`` without its latest-time-window restriction, triggered by monthly
-    upstream assets only, and gated on the upstream months' blocking checks."""
+    upstream assets only (and, for a history reader, by ``HistoryUpdated(*history)``), and gated on the
+    upstream months' blocking checks."""
+    trigger = AutomationCondition.newly_missing() | AutomationCondition.any_deps_updated().ignore(unpartitioned_inputs)
+    if history is not None:
+        trigger = trigger | HistoryUpdated(*history)
     return (
-        (
-            AutomationCondition.newly_missing()
-            | AutomationCondition.any_deps_updated().ignore(unpartitioned_inputs)
-        ).since_last_handled()
+        trigger.since_last_handled()
         & ~AutomationCondition.any_deps_missing()
         # An unpartitioned input requested in this same tick would run in a separate run, maybe later:
         # wait until it exists.
@@ -125,33 +272,46 @@ def materialise_when_missing() -> dg.AutomationCondition:
 
 
 def automated_keys(assets: Sequence[dg.AssetsDefinition]) -> set[dg.AssetKey]:
-    """The keys this module sets conditions on: monthly assets downstream of raw_incidents, and the
-    stations, unless their owner already gave them a condition."""
+    """The keys this module sets conditions on: monthly assets downstream of raw_incidents (drift_report
+    included), and the stations, unless their owner already gave them a condition."""
     downstream = dg.AssetSelection.assets(RAW).downstream(include_self=False).resolve(assets)
     chosen = set()
     for assets_def in assets:
         for spec in assets_def.specs:
             if spec.automation_condition is not None:
                 continue
-            if spec.group_name in NEEDS_A_CHAMPION:  # drift_report: fails until a model is promoted
-                continue
             if spec.key == STATIONS or (spec.key in downstream and spec.partitions_def == monthly_partitions):
                 chosen.add(spec.key)
     return chosen
 
 
-def automation_policy(assets: Sequence[dg.AssetsDefinition]) -> Callable[[dg.AssetSpec], dg.AssetSpec]:
-    """The spec -> spec function for ``dg.map_asset_specs`` that applies the policy above to ``assets``."""
+def drift_after_a_champion(unpartitioned_inputs: dg.AssetSelection, model_name: str) -> dg.AutomationCondition:
+    """``monthly_rematerialisation`` for an asset that judges months against the champion model: held back
+    until a champion of ``model_name`` exists (the pending months then run)."""
+    return (monthly_rematerialisation(unpartitioned_inputs) & ChampionExists(model_name)).with_label(
+        "monthly_rematerialisation_once_a_champion_exists")
+
+
+def automation_policy(assets: Sequence[dg.AssetsDefinition],
+                      model_name: str) -> Callable[[dg.AssetSpec], dg.AssetSpec]:
+    """The spec -> spec function for ``dg.map_asset_specs`` that applies the policy above to ``assets``;
+    ``model_name`` is the registered model drift_report judges against (ARREST_MODEL_NAME)."""
     keys = automated_keys(assets)
     unpartitioned = dg.AssetSelection.assets(
         *(spec.key for a in assets for spec in a.specs if spec.partitions_def != monthly_partitions)
     )
-    monthly = monthly_rematerialisation(unpartitioned)
+    present = {spec.key for a in assets for spec in a.specs}
 
     def apply(spec: dg.AssetSpec) -> dg.AssetSpec:
         if spec.key not in keys:
             return spec
-        condition = materialise_when_missing() if spec.key == STATIONS else monthly
+        if spec.key == STATIONS:
+            condition = materialise_when_missing()
+        elif spec.group_name in NEEDS_A_CHAMPION:  # drift_report: fails until a model is promoted
+            condition = drift_after_a_champion(unpartitioned, model_name)
+        else:
+            history = HISTORY_READERS.get(spec.key)
+            condition = monthly_rematerialisation(unpartitioned, history if history and history[0] in present else None)
         return spec.replace_attributes(automation_condition=condition)
 
     return apply
@@ -161,7 +321,7 @@ def build_automation_sensor(assets: Sequence[dg.AssetsDefinition], settings: Aut
     """Evaluates the conditions above on ``assets`` (after ``automation_policy`` was applied). Explicit, so
     it is RUNNING by default (Dagster's implicit automation sensor starts stopped), and evaluated in the
     code server, which the custom BlockingChecksPassed condition needs."""
-    ours = {"monthly_rematerialisation", "materialise_when_missing"}
+    ours = {"monthly_rematerialisation", "monthly_rematerialisation_once_a_champion_exists", "materialise_when_missing"}
     keys = sorted(
         (spec.key for a in assets for spec in a.specs
          if spec.automation_condition is not None and spec.automation_condition.get_label() in ours),
@@ -174,5 +334,8 @@ def build_automation_sensor(assets: Sequence[dg.AssetsDefinition], settings: Aut
         minimum_interval_seconds=settings.automation_interval_s,
         use_user_code_server=True,
         description="Rematerialises the monthly assets downstream of a changed month of raw_incidents, once its "
-                    "blocking checks passed; materialises the police stations when they are missing.",
+                    "blocking checks passed, and the history readers (arrest_features, hotspots) of the months "
+                    "after it; "
+                    "drift_report only once a champion model exists; materialises the police stations when "
+                    "they are missing.",
     )

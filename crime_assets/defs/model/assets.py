@@ -32,9 +32,10 @@ from crime_assets.defs.resources import WAREHOUSE_POOL, Warehouse
 # history features read months M-12..M-1 from the warehouse as they are when M is built -- "as of"
 # semantics, recorded per row in history_first_month / history_last_month. That read is deliberately
 # not a 12-month partition mapping: the platform's automation (defs/automation) waits until every
-# mapped upstream partition exists, so such a mapping would never build the first year of a warehouse,
-# and one changed month would rebuild the 12 after it. After re-loading an old month, re-materialise
-# the following months to refresh their history. Months without earlier months: empty history, no error.
+# mapped upstream partition exists, so such a mapping would never build the first year of a warehouse.
+# After an old month is re-loaded, the automation
+# (defs/automation/conditions.py, HistoryUpdated) rebuilds the 12 months after it that were already built.
+# Months without earlier months: empty history, no error.
 
 FEATURE_CHECKS = {
     "rows_match_incidents": "Every incident of the months has exactly one feature row, and no other row exists.",

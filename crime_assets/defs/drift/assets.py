@@ -19,8 +19,8 @@ from crime_assets.core.drift import DRIFT_TABLE, DriftThresholds
 from crime_assets.defs.metadata import markdown_table, window_of
 from crime_assets.defs.model.assets import arrest_features
 from crime_assets.defs.model.resources import MlflowStore
-from crime_assets.defs.partitions import monthly_partitions
-from crime_assets.defs.resources import WAREHOUSE_POOL, Warehouse
+from crime_assets.defs.partitions import monthly_warehouse_asset
+from crime_assets.defs.resources import Warehouse
 
 ENOUGH_ROWS = "month_has_enough_rows"
 WITHIN_THRESHOLDS = "drift_within_thresholds"
@@ -69,12 +69,9 @@ def load_champion(mlflow: MlflowStore):
             f"materialize arrest_model first (its promotion gate names the champion). {error}") from None
 
 
-@dg.asset(
+@monthly_warehouse_asset(
     group_name="monitoring",
     kinds={"evidently", "duckdb"},
-    partitions_def=monthly_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    pool=WAREHOUSE_POOL,
     deps=[arrest_features],
     metadata={"dagster/column_schema": DRIFT_COLUMNS, "dagster/table_name": f"warehouse.{DRIFT_TABLE}",
               "partition_expr": "month"},

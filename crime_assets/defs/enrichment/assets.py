@@ -5,19 +5,16 @@ from crime_assets.core.quality import enriched_gates
 from crime_assets.core.schema import INCIDENTS_ENRICHED
 from crime_assets.defs.ingestion.assets import police_stations, raw_incidents
 from crime_assets.defs.metadata import column_schema, markdown_table, window_of
-from crime_assets.defs.partitions import monthly_partitions
+from crime_assets.defs.partitions import monthly_warehouse_asset
 from crime_assets.defs.checks import gate_results, gate_specs
-from crime_assets.defs.resources import WAREHOUSE_POOL, QualityGates, Warehouse
+from crime_assets.defs.resources import QualityGates, Warehouse
 
 ENRICHED_GATES = ["geolocated_share_above_threshold", "station_distances_plausible", "geolocated_rows_have_h3_cells"]
 
 
-@dg.asset(
+@monthly_warehouse_asset(
     group_name="enrichment",
     kinds={"duckdb", "python"},
-    partitions_def=monthly_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    pool=WAREHOUSE_POOL,
     deps=[raw_incidents, police_stations],
     metadata={"dagster/column_schema": column_schema(INCIDENTS_ENRICHED),
               "dagster/table_name": f"warehouse.{ENRICHED_TABLE}", "partition_expr": "month"},

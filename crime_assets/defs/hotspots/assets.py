@@ -15,8 +15,8 @@ from crime_assets.core.hotspots import (
 from crime_assets.core.maps import render_months, thumbnail_markdown
 from crime_assets.defs.enrichment.assets import incidents_enriched
 from crime_assets.defs.metadata import column_schema, markdown_table, window_of
-from crime_assets.defs.partitions import monthly_partitions
-from crime_assets.defs.resources import WAREHOUSE_POOL, Warehouse
+from crime_assets.defs.partitions import monthly_warehouse_asset
+from crime_assets.defs.resources import Warehouse
 
 GROUP = "hotspots"
 KINDS = {"duckdb", "h3"}
@@ -43,12 +43,9 @@ class H3MonthlyStatsConfig(dg.Config):
         default=0.3, description="Flag cells whose Wilson 95% interval is wider than this (upper - lower)")
 
 
-@dg.asset(
+@monthly_warehouse_asset(
     group_name=GROUP,
     kinds=KINDS,
-    partitions_def=monthly_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    pool=WAREHOUSE_POOL,
     deps=[incidents_enriched],
     metadata=_table_metadata(H3_MONTHLY_STATS, MONTHLY_STATS_TABLE),
     check_specs=[
@@ -104,12 +101,9 @@ def h3_monthly_stats(context: dg.AssetExecutionContext, config: H3MonthlyStatsCo
     )
 
 
-@dg.asset(
+@monthly_warehouse_asset(
     group_name=GROUP,
     kinds=KINDS,
-    partitions_def=monthly_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    pool=WAREHOUSE_POOL,
     deps=[incidents_enriched],
     metadata=_table_metadata(H3_DAILY_COUNTS, DAILY_COUNTS_TABLE),
     check_specs=[
@@ -144,12 +138,9 @@ def h3_daily_counts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> 
     )
 
 
-@dg.asset(
+@monthly_warehouse_asset(
     group_name=GROUP,
     kinds=KINDS,
-    partitions_def=monthly_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    pool=WAREHOUSE_POOL,
     deps=[incidents_enriched],
     metadata=_table_metadata(H3_CELL_LABELS, CELL_LABELS_TABLE),
     check_specs=[
@@ -197,12 +188,9 @@ class HotspotsConfig(dg.Config):
     render_maps: bool = Field(default=True, description="Draw the two PNG maps of each month")
 
 
-@dg.asset(
+@monthly_warehouse_asset(
     group_name=GROUP,
     kinds={"duckdb", "h3", "matplotlib"},
-    partitions_def=monthly_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    pool=WAREHOUSE_POOL,
     deps=[h3_monthly_stats, h3_cell_labels],
     metadata=_table_metadata(HOTSPOTS, HOTSPOTS_TABLE),
     check_specs=[

@@ -4,7 +4,7 @@ from crime_assets.core.quality import raw_incident_gates
 from crime_assets.core.raw_load import QUARANTINE_TABLE, RAW_TABLE, load_raw_incidents_in_chunks
 from crime_assets.core.schema import POLICE_STATIONS, RAW_INCIDENTS, create_table_sql
 from crime_assets.defs.metadata import column_schema, markdown_table, window_of
-from crime_assets.defs.partitions import monthly_partitions
+from crime_assets.defs.partitions import monthly_warehouse_asset
 from crime_assets.defs.checks import gate_results, gate_specs
 from crime_assets.defs.resources import WAREHOUSE_POOL, CrimeSource, QualityGates, Warehouse
 
@@ -39,12 +39,9 @@ def police_stations(context: dg.AssetExecutionContext, warehouse: Warehouse, sou
     })
 
 
-@dg.asset(
+@monthly_warehouse_asset(
     group_name="ingestion",
     kinds={"duckdb", "socrata"},
-    partitions_def=monthly_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    pool=WAREHOUSE_POOL,
     metadata={"dagster/column_schema": column_schema(RAW_INCIDENTS), "dagster/table_name": f"warehouse.{RAW_TABLE}",
               "partition_expr": "month"},
     check_specs=gate_specs("raw_incidents", RAW_GATES),

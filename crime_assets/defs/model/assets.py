@@ -25,7 +25,7 @@ from crime_assets.defs.enrichment.assets import incidents_enriched
 from crime_assets.defs.ingestion.assets import police_stations
 from crime_assets.defs.metadata import column_schema, markdown_table, window_of
 from crime_assets.defs.model.resources import MlflowStore
-from crime_assets.defs.partitions import monthly_partitions
+from crime_assets.defs.partitions import monthly_warehouse_asset
 from crime_assets.defs.resources import WAREHOUSE_POOL, Warehouse
 
 # Month M's rows come from month M of incidents_enriched (the declared, same-month dependency); its
@@ -47,12 +47,9 @@ def _fmt(value: float) -> float:
     return round(float(value), 4)
 
 
-@dg.asset(
+@monthly_warehouse_asset(
     group_name="model",
     kinds={"duckdb", "python"},
-    partitions_def=monthly_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    pool=WAREHOUSE_POOL,
     deps=[incidents_enriched],
     code_version=FEATURES_VERSION,
     metadata={"dagster/column_schema": column_schema(ARREST_FEATURES),

@@ -1,28 +1,49 @@
 import duckdb
+import h3
 import numpy as np
 import pandas as pd
 
-from crime_assets.core.enrich import enrich_incidents, incident_geography
+from crime_assets.core.enrich import enrich_incidents, point_geography
 from crime_assets.core.months import MonthWindow
-from crime_assets.core.raw_load import load_raw_incidents
+from crime_assets.core.raw_load import ensure_raw_tables, load_raw_incidents
 from crime_assets.core.sources import ExportSource
 from crime_assets.core.stations import read_stations_csv
 from crime_assets_tests.helpers import SAMPLE
 
 STATIONS = read_stations_csv(SAMPLE / "police_stations.csv")
+DISTRICTS = STATIONS[STATIONS["is_district_station"]].reset_index(drop=True)
 
 
-def test_incidents_on_the_same_point_get_what_the_point_alone_gets():
-    # Computed once per distinct point, spread back: each row must equal its own one-row computation.
-    lat = np.array([41.8837, 41.75, 41.8837, np.nan, 0.0, 41.75, 41.8837, 41.9])
-    lon = np.array([-87.6319, -87.60, -87.6319, -87.6, 0.0, -87.60, np.nan, -87.7])
-    ids = np.arange(len(lat))
-    together = incident_geography(ids, lat, lon, STATIONS)
-    alone = pd.concat([incident_geography(ids[i:i + 1], lat[i:i + 1], lon[i:i + 1], STATIONS) for i in ids],
-                      ignore_index=True)
-    pd.testing.assert_frame_equal(together, alone)
-    assert together["geo_status"].tolist()[3:7] == ["missing", "outside_chicago", "ok", "missing"]
-    assert (together.loc[[0, 2], "h3_r10"].nunique(), together.loc[6, "h3_r10"]) == (1, 0)
+def test_point_geography_of_known_points():
+    # City Hall (121 N LaSalle): nearest district station Near North; 0/0 is off the city; NaN is no coordinate.
+    lat = np.array([41.8837, np.nan, 0.0, 41.8837])
+    lon = np.array([-87.6319, -87.6, 0.0, np.nan])
+    points = point_geography(lat, lon, DISTRICTS)
+    assert points["geo_status"].astype(str).tolist() == ["ok", "missing", "outside_chicago", "missing"]
+    assert DISTRICTS["district_name"][points["station"][0]] == "Near North"
+    assert points["station"].tolist()[1:] == [-1, -1, -1] and points["station_distance_m"][1:].isna().all()
+    assert points["h3_r10"].tolist() == [h3.str_to_int(h3.latlng_to_cell(41.8837, -87.6319, 10)), 0, 0, 0]
+
+
+def test_incidents_get_the_geography_of_their_point_and_none_without_a_usable_one():
+    con = duckdb.connect()
+    ensure_raw_tables(con)
+    coordinates = [(41.8837, -87.6319), (41.8837, -87.6319), (None, None), (41.75, None), (0.0, 0.0),
+                   (float("nan"), -87.6), (41.75, -87.60)]
+    for i, (lat, lon) in enumerate(coordinates):
+        con.execute("INSERT INTO raw_incidents (id, occurred_at, month, latitude, longitude)"
+                    " VALUES ($id, TIMESTAMP '2016-03-05 14:30:00', '2016-03', $lat, $lon)",
+                    {"id": i, "lat": lat, "lon": lon})
+    stats = enrich_incidents(con, STATIONS, MonthWindow.from_keys("2016-03"))
+    rows = con.execute("SELECT geo_status, is_geolocated, nearest_station_name, station_distance_m IS NOT NULL,"
+                       " h3_r10, h3_r6 FROM incidents_enriched ORDER BY id").fetchall()
+    city_hall = h3.latlng_to_cell(41.8837, -87.6319, 10)
+    assert rows[0] == rows[1] == ("ok", True, "Near North", True, city_hall, h3.cell_to_parent(city_hall, 6))
+    assert [r[:2] for r in rows[2:6]] == [("missing", False), ("missing", False), ("outside_chicago", False),
+                                         ("missing", False)]
+    assert all(r[2:] == (None, False, None, None) for r in rows[2:6])
+    assert rows[6][0] == "ok" and rows[6][4] == h3.latlng_to_cell(41.75, -87.60, 10)
+    assert (stats.rows, stats.geolocated) == (7, 3)
 
 
 def test_enrichment_is_the_same_whatever_the_chunk_size():

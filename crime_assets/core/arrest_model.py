@@ -253,7 +253,7 @@ def _canonical_records(records: Sequence[Mapping[str, Any]] | pd.DataFrame) -> p
 
 class Geography:
     """Nearest district station and H3 cells of coordinates, by the rules of
-    ``crime_assets.core.enrich.incident_geography`` (coordinates outside Chicago count as none; coarser
+    ``crime_assets.core.enrich.point_geography`` (coordinates outside Chicago count as none; coarser
     cells are parents of the r10 cell).
 
     Incidents sit on block-level coordinates that repeat month after month, so each distinct pair is

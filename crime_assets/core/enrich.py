@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from crime_assets.core import geo
-from crime_assets.core.h3cells import cells_by_resolution
+from crime_assets.core.h3cells import finest_cells, register_macros
 from crime_assets.core.months import MonthWindow
 from crime_assets.core.schema import H3_RESOLUTIONS, INCIDENTS_ENRICHED, create_table_sql
 from crime_assets.core.sql import sql
@@ -30,32 +30,25 @@ class EnrichStats:
         return self.geolocated / self.rows if self.rows else 0.0
 
 
-def incident_geography(ids: np.ndarray, lat: np.ndarray, lon: np.ndarray, stations: pd.DataFrame) -> pd.DataFrame:
-    """Per incident: coordinate status, nearest district station and distance, H3 cells (uint64, 0 = none).
+def point_geography(lat: np.ndarray, lon: np.ndarray, districts: pd.DataFrame) -> pd.DataFrame:
+    """Per point: coordinate status, index of the nearest district station in ``districts`` (-1: none) and
+    the distance to it, and the r10 H3 cell (uint64, 0 = none). Only 'ok' points get a station and a cell.
 
     Incidents are geocoded to block-level points (532,742 incidents of 2015-2016 sit on 209,397 distinct
-    points), so the geometry is computed once per distinct point and spread back to the incidents.
+    points), so enrichment computes this once per distinct point and joins it back to the incidents.
     """
+    lat, lon = np.asarray(lat, dtype=float), np.asarray(lon, dtype=float)
     status = geo.coordinate_status(lat, lon)
     usable = status == geo.OK
-    # A point as one complex number (lat + i lon): np.unique on complex is ~5x faster than on rows.
-    points, point_of = np.unique(np.where(usable, lat, np.nan) + 1j * np.where(usable, lon, np.nan), return_inverse=True)
-    p_lat, p_lon = points.real, points.imag
-    districts = stations[stations["is_district_station"]].reset_index(drop=True)
-    p_index, p_distance = geo.nearest_station(p_lat, p_lon, districts["latitude"].to_numpy(), districts["longitude"].to_numpy())
-    index, distance = p_index[point_of], p_distance[point_of]
-    has = index >= 0
-    frame = pd.DataFrame({
-        "id": ids,
-        "geo_status": status,
-        "nearest_station_district": pd.array(np.where(has, districts["district"].to_numpy(dtype="int64", na_value=-1)[index], 0), dtype="Int32"),
-        "nearest_station_name": np.where(has, districts["district_name"].to_numpy(dtype=object)[index], None),
-        "station_distance_m": distance,
+    u_lat, u_lon = np.where(usable, lat, np.nan), np.where(usable, lon, np.nan)
+    station, distance = geo.nearest_station(u_lat, u_lon, districts["latitude"].to_numpy(float),
+                                            districts["longitude"].to_numpy(float))
+    return pd.DataFrame({
+        "latitude": lat, "longitude": lon,
+        "geo_status": pd.Categorical(status, categories=[geo.OK, geo.MISSING, geo.OUTSIDE]),
+        "station": station.astype(np.int32), "station_distance_m": distance,
+        "h3_r10": finest_cells(u_lat, u_lon),
     })
-    frame.loc[~has, "nearest_station_district"] = pd.NA
-    for r, cells in cells_by_resolution(p_lat, p_lon, H3_RESOLUTIONS).items():
-        frame[f"h3_r{r}"] = cells[point_of]
-    return frame
 
 
 def enrich_incidents(
@@ -65,23 +58,29 @@ def enrich_incidents(
     bounds = {"first": window.keys[0], "last": window.keys[-1]}
     con.execute(create_table_sql(ENRICHED_TABLE, INCIDENTS_ENRICHED))
     columns = ", ".join(c.name for c in INCIDENTS_ENRICHED)
+    districts = stations[stations["is_district_station"]].reset_index(drop=True)
+    register_macros(con)
+    con.register("district_stations", pd.DataFrame({
+        "station": np.arange(len(districts), dtype=np.int32),
+        "district": pd.array(districts["district"], dtype="Int32"),
+        "name": districts["district_name"].astype(object)}))
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute(f"DELETE FROM {ENRICHED_TABLE} WHERE month BETWEEN $first AND $last", bounds)
         for part in window.chunks(chunk_months):
             part_bounds = {"first": part.keys[0], "last": part.keys[-1]}
             points = con.execute(
-                "SELECT id, latitude, longitude FROM raw_incidents WHERE month BETWEEN $first AND $last", part_bounds
-            ).fetchnumpy()
-            # NULL coordinates come back masked: make them NaN.
-            lat, lon = (np.ma.filled(np.ma.asarray(points[c], dtype=float), np.nan) for c in ("latitude", "longitude"))
-            con.register("incident_geography", incident_geography(np.asarray(points["id"]), lat, lon, stations))
+                "SELECT DISTINCT latitude, longitude FROM raw_incidents WHERE month BETWEEN $first AND $last"
+                " AND latitude IS NOT NULL AND longitude IS NOT NULL", part_bounds).fetchnumpy()
+            con.register("point_geography", point_geography(points["latitude"], points["longitude"], districts))
             con.execute(f"INSERT INTO {ENRICHED_TABLE} ({columns}) SELECT {columns} FROM ({sql('enrich')})", part_bounds)
-            con.unregister("incident_geography")
+            con.unregister("point_geography")
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
+    finally:
+        con.unregister("district_stations")
     return _stats(con, bounds)
 
 

@@ -1,17 +1,19 @@
--- raw_incidents of the window joined with the computed geography, plus calendar features.
+-- raw_incidents of the window joined with the geography of their points (point_geography, computed by
+-- enrich.point_geography once per distinct point) and the district stations, plus calendar features.
+-- H3 ids are the usual 15-character hex strings ("8a2664c1a2dffff"); r6-r9 are parents of the r10 cell.
 SELECT
     r.*,
-    g.geo_status,
-    g.geo_status = 'ok' AS is_geolocated,
-    g.nearest_station_district,
-    g.nearest_station_name,
-    g.station_distance_m,
-    -- H3 ids as the usual 15-character hex strings ("8a2664c1a2dffff").
-    CASE WHEN g.h3_r6 > 0 THEN lower(hex(g.h3_r6)) END AS h3_r6,
-    CASE WHEN g.h3_r7 > 0 THEN lower(hex(g.h3_r7)) END AS h3_r7,
-    CASE WHEN g.h3_r8 > 0 THEN lower(hex(g.h3_r8)) END AS h3_r8,
-    CASE WHEN g.h3_r9 > 0 THEN lower(hex(g.h3_r9)) END AS h3_r9,
-    CASE WHEN g.h3_r10 > 0 THEN lower(hex(g.h3_r10)) END AS h3_r10,
+    -- no row in point_geography: the incident has no coordinates
+    coalesce(g.geo_status::VARCHAR, 'missing') AS geo_status,
+    coalesce(g.geo_status::VARCHAR = 'ok', false) AS is_geolocated,
+    s.district AS nearest_station_district,
+    s.name AS nearest_station_name,
+    CASE WHEN s.station IS NOT NULL THEN g.station_distance_m END AS station_distance_m,
+    CASE WHEN g.h3_r10 > 0 THEN h3_hex(h3_parent_bits(g.h3_r10, 6)) END AS h3_r6,
+    CASE WHEN g.h3_r10 > 0 THEN h3_hex(h3_parent_bits(g.h3_r10, 7)) END AS h3_r7,
+    CASE WHEN g.h3_r10 > 0 THEN h3_hex(h3_parent_bits(g.h3_r10, 8)) END AS h3_r8,
+    CASE WHEN g.h3_r10 > 0 THEN h3_hex(h3_parent_bits(g.h3_r10, 9)) END AS h3_r9,
+    CASE WHEN g.h3_r10 > 0 THEN h3_hex(g.h3_r10) END AS h3_r10,
     hour(r.occurred_at) AS hour,
     isodow(r.occurred_at) AS day_of_week,
     isodow(r.occurred_at) >= 6 AS is_weekend,
@@ -30,5 +32,6 @@ SELECT
     sin(2 * pi() * (month(r.occurred_at) - 1) / 12) AS month_sin,
     cos(2 * pi() * (month(r.occurred_at) - 1) / 12) AS month_cos
 FROM raw_incidents AS r
-JOIN incident_geography AS g USING (id)
+LEFT JOIN point_geography AS g ON g.latitude = r.latitude AND g.longitude = r.longitude
+LEFT JOIN district_stations AS s ON s.station = g.station
 WHERE r.month BETWEEN $first AND $last

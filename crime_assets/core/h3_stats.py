@@ -41,6 +41,7 @@ import pandas as pd
 
 from crime_assets.core.community_areas import COMMUNITY_AREAS
 from crime_assets.core.crime_categories import CATEGORY_NAMES, category_of
+from crime_assets.core.h3cells import register_macros
 from crime_assets.core.months import MonthWindow
 from crime_assets.core.schema import H3_RESOLUTIONS, Column, create_table_sql
 from crime_assets.core.sql import sql
@@ -117,10 +118,6 @@ class ConfidenceRule:
 
 def _bounds(window: MonthWindow) -> dict[str, str]:
     return {"first": window.keys[0], "last": window.keys[-1]}
-
-
-def register_macros(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(sql("h3_macros"))
 
 
 def wilson_interval(arrests: int, incidents: int, z: float = Z_95) -> tuple[float, float]:

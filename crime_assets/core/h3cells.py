@@ -8,8 +8,11 @@ sum exactly when drilling from r6 down to r10.
 
 from __future__ import annotations
 
+import duckdb
 import h3.api.basic_int as h3int
 import numpy as np
+
+from crime_assets.core.sql import sql
 
 FINEST = 10
 _RES_SHIFT = np.uint64(52)
@@ -46,3 +49,9 @@ def cells_by_resolution(lat: np.ndarray, lon: np.ndarray, resolutions=(6, 7, 8, 
 
 def to_hex(cells: np.ndarray) -> list[str | None]:
     return [format(c, "x") if c else None for c in np.asarray(cells, dtype=np.uint64).tolist()]
+
+
+def register_macros(con: duckdb.DuckDBPyConnection) -> None:
+    """The same rule in SQL (h3_macros.sql): h3_bits / h3_hex convert ids, h3_parent_bits takes parents;
+    also the Wilson interval macros of the H3 statistics."""
+    con.execute(sql("h3_macros"))

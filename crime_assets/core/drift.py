@@ -27,6 +27,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from crime_assets.core.sql import transaction
 from crime_assets.core.features import CATEGORICAL_FEATURES, FEATURE_NAMES, FEATURES_TABLE, FEATURES_VERSION
 
 if TYPE_CHECKING:
@@ -326,16 +327,11 @@ def _check_version(frame: pd.DataFrame) -> None:
 def write_metrics(con: duckdb.DuckDBPyConnection, month: str, metrics: Mapping[str, float]) -> None:
     """Replace the month's rows of drift_metrics (month, metric, value)."""
     con.execute(f"CREATE TABLE IF NOT EXISTS {DRIFT_TABLE} (month VARCHAR, metric VARCHAR, value DOUBLE)")
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         con.execute(f"DELETE FROM {DRIFT_TABLE} WHERE month = $month", {"month": month})
         if metrics:
             con.executemany(f"INSERT INTO {DRIFT_TABLE} VALUES (?, ?, ?)",
                             [(month, k, float(v)) for k, v in metrics.items()])
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
 
 
 def read_trend(con: duckdb.DuckDBPyConnection, last_month: str, months: int = 24) -> pd.DataFrame:

@@ -12,7 +12,7 @@ from crime_assets.core import geo
 from crime_assets.core.h3cells import finest_cells, register_macros
 from crime_assets.core.months import MonthWindow
 from crime_assets.core.schema import H3_RESOLUTIONS, INCIDENTS_ENRICHED, create_table_sql
-from crime_assets.core.sql import sql
+from crime_assets.core.sql import sql, transaction
 
 ENRICHED_TABLE = "incidents_enriched"
 
@@ -64,21 +64,18 @@ def enrich_incidents(
         "station": np.arange(len(districts), dtype=np.int32),
         "district": pd.array(districts["district"], dtype="Int32"),
         "name": districts["district_name"].astype(object)}))
-    con.execute("BEGIN TRANSACTION")
     try:
-        con.execute(f"DELETE FROM {ENRICHED_TABLE} WHERE month BETWEEN $first AND $last", bounds)
-        for part in window.chunks(chunk_months):
-            part_bounds = {"first": part.keys[0], "last": part.keys[-1]}
-            points = con.execute(
-                "SELECT DISTINCT latitude, longitude FROM raw_incidents WHERE month BETWEEN $first AND $last"
-                " AND latitude IS NOT NULL AND longitude IS NOT NULL", part_bounds).fetchnumpy()
-            con.register("point_geography", point_geography(points["latitude"], points["longitude"], districts))
-            con.execute(f"INSERT INTO {ENRICHED_TABLE} ({columns}) SELECT {columns} FROM ({sql('enrich')})", part_bounds)
-            con.unregister("point_geography")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+        with transaction(con):
+            con.execute(f"DELETE FROM {ENRICHED_TABLE} WHERE month BETWEEN $first AND $last", bounds)
+            for part in window.chunks(chunk_months):
+                part_bounds = {"first": part.keys[0], "last": part.keys[-1]}
+                points = con.execute(
+                    "SELECT DISTINCT latitude, longitude FROM raw_incidents WHERE month BETWEEN $first AND $last"
+                    " AND latitude IS NOT NULL AND longitude IS NOT NULL", part_bounds).fetchnumpy()
+                con.register("point_geography", point_geography(points["latitude"], points["longitude"], districts))
+                con.execute(f"INSERT INTO {ENRICHED_TABLE} ({columns}) SELECT {columns} FROM ({sql('enrich')})",
+                            part_bounds)
+                con.unregister("point_geography")
     finally:
         con.unregister("district_stations")
     return _stats(con, bounds)

@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from time import perf_counter
 
 import duckdb
 import numpy as np
@@ -38,7 +39,7 @@ import pandas as pd
 
 from crime_assets.core.months import MonthWindow, month_key, parse_month
 from crime_assets.core.schema import Column, create_table_sql
-from crime_assets.core.sql import sql
+from crime_assets.core.sql import sql, transaction
 
 FEATURES_TABLE = "arrest_features"
 # Bump when a feature's definition changes: the asset's code version, so Dagster marks the table stale
@@ -550,15 +551,12 @@ def features_for_month(con: duckdb.DuckDBPyConnection, month: str) -> pd.DataFra
 
 def write_arrest_features(con: duckdb.DuckDBPyConnection, window: MonthWindow) -> FeatureStats:
     """Replace the window's months of arrest_features in one transaction."""
-    import time
-
-    started = time.perf_counter()
+    started = perf_counter()
     con.execute(create_table_sql(FEATURES_TABLE, ARREST_FEATURES))
     bounds = {"first": window.keys[0], "last": window.keys[-1]}
     columns = ", ".join(c.name for c in ARREST_FEATURES)
     rows, history, rates = {}, {}, {}
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         con.execute(f"DELETE FROM {FEATURES_TABLE} WHERE month BETWEEN $first AND $last", bounds)
         for month in window.keys:
             frame = features_for_month(con, month)
@@ -572,11 +570,7 @@ def write_arrest_features(con: duckdb.DuckDBPyConnection, window: MonthWindow) -
                 frame["history_last_month"].iloc[0] if len(frame) else None
             history[month] = f"{first}...{last}" if first else "none"
             rates[month] = float(frame["arrest"].mean()) if len(frame) else float("nan")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    return FeatureStats(rows, history, rates, time.perf_counter() - started)
+    return FeatureStats(rows, history, rates, perf_counter() - started)
 
 
 def read_features(con: duckdb.DuckDBPyConnection, months: list[str]) -> pd.DataFrame:

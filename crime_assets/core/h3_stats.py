@@ -44,7 +44,7 @@ from crime_assets.core.crime_categories import CATEGORY_NAMES, category_of
 from crime_assets.core.h3cells import register_macros
 from crime_assets.core.months import MonthWindow
 from crime_assets.core.schema import H3_RESOLUTIONS, Column, create_table_sql
-from crime_assets.core.sql import sql
+from crime_assets.core.sql import sql, transaction
 
 MONTHLY_STATS_TABLE = "h3_monthly_stats"
 DAILY_COUNTS_TABLE = "h3_daily_counts"
@@ -196,14 +196,9 @@ def replace_window(con: duckdb.DuckDBPyConnection, table: str, columns: tuple[Co
     bounds = _bounds(window)
     names = ", ".join(c.name for c in columns)
     con.execute(create_table_sql(table, columns))
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         con.execute(f"DELETE FROM {table} WHERE month BETWEEN $first AND $last", bounds)
         con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM ({select_sql})", params or {})
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
 
 
 def _category_counts_sql() -> str:

@@ -11,7 +11,7 @@ import duckdb
 from crime_assets.core.months import MonthWindow
 from crime_assets.core.schema import RAW_INCIDENTS, RAW_QUARANTINE, SOURCE_FIELDS, create_table_sql
 from crime_assets.core.sources import StagedIncidents
-from crime_assets.core.sql import sql
+from crime_assets.core.sql import sql, transaction
 
 RAW_TABLE = "raw_incidents"
 QUARANTINE_TABLE = "raw_incidents_quarantine"
@@ -81,25 +81,23 @@ def load_raw_incidents_in_chunks(
     ensure_raw_tables(con)
     bounds = {"first": window.keys[0], "last": window.keys[-1]}
     labels, sources = [], set()
-    con.execute("BEGIN TRANSACTION")
     try:
-        con.execute(f"DELETE FROM {RAW_TABLE} WHERE month BETWEEN $first AND $last", bounds)
-        con.execute(f"DELETE FROM {QUARANTINE_TABLE} WHERE month BETWEEN $first AND $last", bounds)
-        for part, staged in chunks:
-            staged.register(con)
-            con.execute(_normalize_sql(), {"start": part.start, "end": part.end, "keep_outside": staged.keeps_outside_rows})
-            part_sources = {s for (s,) in con.execute("SELECT DISTINCT source FROM typed_incidents").fetchall()} - sources
-            # Rows without a usable date belong to no month: replace those of the files read again.
-            con.execute(f"DELETE FROM {QUARANTINE_TABLE} WHERE month IS NULL AND source IN (SELECT unnest($s))",
-                        {"s": sorted(s for s in part_sources if s)})
-            con.execute(f"INSERT INTO {RAW_TABLE} {_CANONICAL_ROWS}")
-            con.execute(f"INSERT INTO {QUARANTINE_TABLE} {_QUARANTINE_ROWS}")
-            labels.append(staged.label)
-            sources |= part_sources
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+        with transaction(con):
+            con.execute(f"DELETE FROM {RAW_TABLE} WHERE month BETWEEN $first AND $last", bounds)
+            con.execute(f"DELETE FROM {QUARANTINE_TABLE} WHERE month BETWEEN $first AND $last", bounds)
+            for part, staged in chunks:
+                staged.register(con)
+                con.execute(_normalize_sql(),
+                            {"start": part.start, "end": part.end, "keep_outside": staged.keeps_outside_rows})
+                part_sources = {s for (s,) in con.execute("SELECT DISTINCT source FROM typed_incidents").fetchall()}
+                part_sources -= sources
+                # Rows without a usable date belong to no month: replace those of the files read again.
+                con.execute(f"DELETE FROM {QUARANTINE_TABLE} WHERE month IS NULL AND source IN (SELECT unnest($s))",
+                            {"s": sorted(s for s in part_sources if s)})
+                con.execute(f"INSERT INTO {RAW_TABLE} {_CANONICAL_ROWS}")
+                con.execute(f"INSERT INTO {QUARANTINE_TABLE} {_QUARANTINE_ROWS}")
+                labels.append(staged.label)
+                sources |= part_sources
     finally:
         con.execute("DROP TABLE IF EXISTS typed_incidents")
     return _summarise(con, " + ".join(dict.fromkeys(labels)), window, sorted(s for s in sources if s))

@@ -3,6 +3,7 @@ import dagster as dg
 from crime_assets.core.quality import raw_incident_gates
 from crime_assets.core.raw_load import QUARANTINE_TABLE, RAW_TABLE, load_raw_incidents_in_chunks
 from crime_assets.core.schema import POLICE_STATIONS, RAW_INCIDENTS, create_table_sql
+from crime_assets.core.sql import transaction
 from crime_assets.defs.metadata import column_schema, markdown_table, window_of
 from crime_assets.defs.partitions import monthly_warehouse_asset
 from crime_assets.defs.checks import gate_results, gate_specs
@@ -25,12 +26,11 @@ def police_stations(context: dg.AssetExecutionContext, warehouse: Warehouse, sou
     stations and headquarters, with coordinates. Used to find each incident's nearest station."""
     stations, origin = source.stations()
     with warehouse.connect() as con:
-        con.execute("BEGIN TRANSACTION")
-        con.execute("DROP TABLE IF EXISTS police_stations")
-        con.execute(create_table_sql("police_stations", POLICE_STATIONS))
         con.register("stations_frame", stations)
-        con.execute("INSERT INTO police_stations SELECT * FROM stations_frame")
-        con.execute("COMMIT")
+        with transaction(con):
+            con.execute("DROP TABLE IF EXISTS police_stations")
+            con.execute(create_table_sql("police_stations", POLICE_STATIONS))
+            con.execute("INSERT INTO police_stations SELECT * FROM stations_frame")
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(stations),
         "district_stations": int(stations["is_district_station"].sum()),

@@ -20,7 +20,8 @@ from pydantic import Field
 from crime_assets.core.features import (
     ARREST_FEATURES, FEATURES_TABLE, FEATURES_VERSION, HISTORY_MONTHS, write_arrest_features,
 )
-from crime_assets.core.schema import Column
+from crime_assets.core.schema import Column, create_table_sql
+from crime_assets.core.sql import transaction
 from crime_assets.defs.enrichment.assets import incidents_enriched
 from crime_assets.defs.ingestion.assets import police_stations
 from crime_assets.defs.metadata import column_schema, markdown_table, window_of
@@ -376,18 +377,13 @@ def model_backtest(context: dg.AssetExecutionContext, config: BacktestConfig, wa
         save_figure(figure, chart)
 
     with warehouse.connect() as con:
-        from crime_assets.core.schema import create_table_sql
-
-        con.execute("BEGIN TRANSACTION")
+        con.register("backtest_rows", table)
         try:
-            con.execute(f"DROP TABLE IF EXISTS {BACKTEST_TABLE}")
-            con.execute(create_table_sql(BACKTEST_TABLE, BACKTEST_COLUMNS))
-            con.register("backtest_rows", table)
-            con.execute(f"INSERT INTO {BACKTEST_TABLE} SELECT {', '.join(c.name for c in BACKTEST_COLUMNS)} FROM backtest_rows")
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+            with transaction(con):
+                con.execute(f"DROP TABLE IF EXISTS {BACKTEST_TABLE}")
+                con.execute(create_table_sql(BACKTEST_TABLE, BACKTEST_COLUMNS))
+                con.execute(f"INSERT INTO {BACKTEST_TABLE} SELECT {', '.join(c.name for c in BACKTEST_COLUMNS)}"
+                            " FROM backtest_rows")
         finally:
             con.unregister("backtest_rows")
     image = base64.b64encode(chart.read_bytes()).decode()

@@ -3,7 +3,6 @@ Dagster runs, a real DuckDB file and a real MLflow sqlite store."""
 
 from __future__ import annotations
 
-import json
 import shutil
 
 import dagster as dg

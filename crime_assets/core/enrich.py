@@ -11,7 +11,7 @@ import pandas as pd
 from crime_assets.core import geo
 from crime_assets.core.h3cells import finest_cells, register_macros
 from crime_assets.core.months import MonthWindow
-from crime_assets.core.schema import H3_RESOLUTIONS, INCIDENTS_ENRICHED, create_table_sql
+from crime_assets.core.schema import INCIDENTS_ENRICHED, create_table_sql
 from crime_assets.core.sql import sql, transaction
 
 ENRICHED_TABLE = "incidents_enriched"

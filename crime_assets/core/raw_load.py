@@ -114,7 +114,7 @@ def _summarise(con: duckdb.DuckDBPyConnection, source: str, window: MonthWindow,
     quarantined = dict(con.execute(
         f"SELECT month, count(*) FROM {QUARANTINE_TABLE} WHERE month BETWEEN $first AND $last GROUP BY month",
         bounds).fetchall())
-    this_load = f"(month BETWEEN $first AND $last OR (month IS NULL AND source IN (SELECT unnest($s))))"
+    this_load = "(month BETWEEN $first AND $last OR (month IS NULL AND source IN (SELECT unnest($s))))"
     by_reason = dict(con.execute(
         f"SELECT reason, count(*) FROM {QUARANTINE_TABLE} WHERE {this_load} GROUP BY reason ORDER BY reason",
         bounds | {"s": sources}).fetchall())

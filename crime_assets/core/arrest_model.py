@@ -40,10 +40,11 @@ import pandas as pd
 import xgboost as xgb
 
 from crime_assets.core import geo
+from crime_assets.core.enrich import point_geography
 from crime_assets.core.features import (
     FEATURE_NAMES, FEATURES_VERSION, SLOTS_PER_DAY, BatchCodes, HistoryTables, ReportClock, feature_columns,
 )
-from crime_assets.core.h3cells import finest_cells, parent_cells
+from crime_assets.core.h3cells import parent_cells
 
 FORMAT_VERSION = 1
 
@@ -270,9 +271,10 @@ class Geography:
         self._index = pd.Index(self.places["latitude"].to_numpy(float) + 1j * self.places["longitude"].to_numpy(float))
 
     def _compute(self, lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        index, distance = geo.nearest_station(lat, lon, self.districts["latitude"].to_numpy(float),
-                                              self.districts["longitude"].to_numpy(float))
-        return finest_cells(lat, lon, 10), index.astype(np.int16), distance
+        """r10 cell, station index and distance of usable points: the enrichment's own computation."""
+        points = point_geography(lat, lon, self.districts)
+        return (points["h3_r10"].to_numpy(np.uint64), points["station"].to_numpy(np.int16),
+                points["station_distance_m"].to_numpy(float))
 
     def memo(self, latitude: np.ndarray, longitude: np.ndarray) -> pd.DataFrame:
         """The ``places`` table for these coordinates (usable, distinct pairs)."""

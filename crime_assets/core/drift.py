@@ -27,8 +27,10 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from crime_assets.core.features import (
+    CATEGORICAL_FEATURES, FEATURE_NAMES, FEATURES_TABLE, check_version, read_features,
+)
 from crime_assets.core.sql import transaction
-from crime_assets.core.features import CATEGORICAL_FEATURES, FEATURE_NAMES, FEATURES_TABLE, FEATURES_VERSION
 
 if TYPE_CHECKING:
     from crime_assets.core.arrest_model import ArrestModel
@@ -307,21 +309,12 @@ def read_reference(con: duckdb.DuckDBPyConnection, months: Sequence[str], rows: 
     if missing:
         raise RuntimeError(f"{FEATURES_TABLE} lacks the champion's training months {missing}: materialise "
                            "arrest_features for them first")
-    _check_version(frame)
+    check_version(frame)
     return frame.sort_values(["month", "id"], kind="stable").reset_index(drop=True)
 
 
 def read_month(con: duckdb.DuckDBPyConnection, month: str) -> pd.DataFrame:
-    frame = con.execute(f"SELECT * FROM {FEATURES_TABLE} WHERE month = $month ORDER BY id", {"month": month}).df()
-    _check_version(frame)
-    return frame
-
-
-def _check_version(frame: pd.DataFrame) -> None:
-    stale = sorted(frame.loc[frame["features_version"] != FEATURES_VERSION, "month"].unique())
-    if stale:
-        raise ValueError(f"{FEATURES_TABLE} months {stale} were built by other feature definitions than this code's "
-                         f"(version {FEATURES_VERSION}): re-materialise them")
+    return read_features(con, [month])
 
 
 def write_metrics(con: duckdb.DuckDBPyConnection, month: str, metrics: Mapping[str, float]) -> None:

@@ -536,6 +536,13 @@ def incident_rows(con: duckdb.DuckDBPyConnection, first: str, last: str) -> pd.D
     return con.execute(f"SELECT * FROM ({sql('features')}) ORDER BY month, id", {"first": first, "last": last}).df()
 
 
+def report_clock(con: duckdb.DuckDBPyConnection, first: str, last: str) -> ReportClock:
+    """The id / case-number references of months ``first``..``last``, reading only the columns they need."""
+    return ReportClock.fit(con.execute(
+        f"SELECT id, case_number, occurred_at FROM {ENRICHED_TABLE} WHERE month BETWEEN $first AND $last",
+        {"first": first, "last": last}).df())
+
+
 def features_for_month(con: duckdb.DuckDBPyConnection, month: str) -> pd.DataFrame:
     """The arrest_features rows of one month: its incidents with the history of the months before."""
     earlier = history_months(month)
@@ -579,8 +586,13 @@ def read_features(con: duckdb.DuckDBPyConnection, months: list[str]) -> pd.DataF
     rows = con.execute(
         f"SELECT * FROM {FEATURES_TABLE} WHERE month IN (SELECT unnest($months)) ORDER BY month, id",
         {"months": months}).df()
+    check_version(rows)
+    return rows
+
+
+def check_version(rows: pd.DataFrame) -> None:
+    """Refuses arrest_features rows built by other feature definitions than this code's."""
     stale = sorted(rows.loc[rows["features_version"] != FEATURES_VERSION, "month"].unique())
     if stale:
         raise ValueError(f"{FEATURES_TABLE} months {stale} were built by other feature definitions than this "
                          f"code's (version {FEATURES_VERSION}): re-materialise them")
-    return rows

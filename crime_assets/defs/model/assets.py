@@ -126,7 +126,7 @@ def _available_months(con) -> list[str]:
 
 def _training_inputs(con, plan):
     """Everything a training run reads from the warehouse, read at once (the lock is released before fitting)."""
-    from crime_assets.core.features import ReportClock, fit_history, history_months, incident_rows, read_features
+    from crime_assets.core.features import fit_history, history_months, incident_rows, read_features, report_clock
 
     history = history_months(plan.validation[0])  # the 12 months up to the end of training
     return {
@@ -134,7 +134,7 @@ def _training_inputs(con, plan):
         "validation_incidents": incident_rows(con, plan.validation[0], plan.validation[-1]),
         "test_incidents": incident_rows(con, plan.test[0], plan.test[-1]),
         "history": fit_history(con, history[0], history[-1]),
-        "clock": ReportClock.fit(incident_rows(con, plan.train[0], plan.train[-1])),
+        "clock": report_clock(con, plan.train[0], plan.train[-1]),
         "stations": con.execute("SELECT * FROM police_stations").df(),
     }
 

@@ -13,11 +13,10 @@ from PIL import Image
 
 from crime_assets.core.h3_stats import CELL_LABELS_TABLE, H3_CELL_LABELS, H3_MONTHLY_STATS, MONTHLY_STATS_TABLE
 from crime_assets.core.hotspots import (
-    HOTSPOTS_TABLE, HotspotTest, find_hotspots, hotspots_missing_from_stats, months_before, poisson_upper_tail,
-    score_cells,
+    HOTSPOTS_TABLE, HotspotTest, find_hotspots, hotspots_missing_from_stats, poisson_upper_tail, score_cells,
 )
 from crime_assets.core.maps import incident_breaks, render_months, thumbnail_markdown
-from crime_assets.core.months import MonthWindow
+from crime_assets.core.months import MonthWindow, months_before
 from crime_assets.core.schema import create_table_sql
 
 # 40 neighbouring r8 cells around the Loop.

@@ -10,7 +10,8 @@ from crime_assets.core.metrics import (
     auc_by_group, best_mcc_threshold, calibration_table, classification_metrics,
 )
 from crime_assets.core.model_registry import PromotionFloors, promotion_decision
-from crime_assets.core.training import SplitPlan, shift_month
+from crime_assets.core.months import shift_month
+from crime_assets.core.training import SplitPlan
 
 
 @pytest.fixture(scope="module")

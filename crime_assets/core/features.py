@@ -30,14 +30,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
 from time import perf_counter
 
 import duckdb
 import numpy as np
 import pandas as pd
 
-from crime_assets.core.months import MonthWindow, month_key, parse_month
+from crime_assets.core.months import MonthWindow, months_before
 from crime_assets.core.schema import Column, create_table_sql
 from crime_assets.core.sql import sql, transaction
 
@@ -289,12 +288,7 @@ class HistoryTables:
 
 def history_months(month: str, months: int = HISTORY_MONTHS) -> list[str]:
     """The ``months`` months before ``month`` (oldest first)."""
-    start = parse_month(month)
-    keys = []
-    for back in range(months, 0, -1):
-        index = start.year * 12 + start.month - 1 - back
-        keys.append(month_key(datetime(index // 12, index % 12 + 1, 1)))
-    return keys
+    return months_before(month, months)
 
 
 def fit_history(con: duckdb.DuckDBPyConnection, first: str, last: str) -> HistoryTables:

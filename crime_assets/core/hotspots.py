@@ -36,7 +36,7 @@ import pandas as pd
 from scipy.special import pdtrc
 
 from crime_assets.core.h3_stats import CELL_LABELS_TABLE, MONTHLY_STATS_TABLE, replace_window
-from crime_assets.core.months import MonthWindow, month_key, parse_month
+from crime_assets.core.months import MonthWindow, months_before
 from crime_assets.core.schema import H3_RESOLUTIONS, Column
 
 HOTSPOTS_TABLE = "hotspots"
@@ -84,13 +84,6 @@ class HotspotTest:
             raise ValueError(f"baseline_floor must be positive, got {self.baseline_floor}")
         if self.min_incidents < 1:
             raise ValueError(f"min_incidents must be at least 1, got {self.min_incidents}")
-
-
-def months_before(key: str, count: int) -> list[str]:
-    """The ``count`` month keys before ``key``, oldest first."""
-    start = parse_month(key)
-    index = start.year * 12 + start.month - 1
-    return [month_key(start.replace(year=i // 12, month=i % 12 + 1)) for i in range(index - count, index)]
 
 
 def poisson_upper_tail(counts, means) -> np.ndarray:

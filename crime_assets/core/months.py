@@ -25,6 +25,18 @@ def month_key(moment: datetime) -> str:
     return f"{moment.year:04d}-{moment.month:02d}"
 
 
+def shift_month(key: str, months: int) -> str:
+    """The month key ``months`` after (or before, if negative) ``key``."""
+    start = parse_month(key)
+    index = start.year * 12 + start.month - 1 + months
+    return month_key(datetime(index // 12, index % 12 + 1, 1))
+
+
+def months_before(key: str, count: int) -> list[str]:
+    """The ``count`` month keys before ``key``, oldest first."""
+    return [shift_month(key, -back) for back in range(count, 0, -1)]
+
+
 @dataclass(frozen=True)
 class MonthWindow:
     """A run's consecutive months: ``start`` inclusive, ``end`` exclusive (local Chicago time)."""

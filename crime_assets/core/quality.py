@@ -7,12 +7,11 @@ and the months at fault. The Dagster assets turn these into asset check results.
 from __future__ import annotations
 
 import statistics
-from datetime import datetime
 from dataclasses import dataclass, field
 
 import duckdb
 
-from crime_assets.core.months import MonthWindow, month_key, parse_month
+from crime_assets.core.months import MonthWindow, months_before, shift_month
 from crime_assets.core.schema import RAW_INCIDENTS
 
 
@@ -87,16 +86,9 @@ def occurrences_inside_month(con, window: MonthWindow) -> Gate:
 
 
 def _month_counts(con, window: MonthWindow, history_months: int = 0) -> dict[str, int]:
-    first = parse_month(window.keys[0])
-    for _ in range(history_months):
-        first = _previous(first)
     return dict(con.execute(
         "SELECT month, count(*) FROM raw_incidents WHERE month BETWEEN $first AND $last GROUP BY month",
-        {"first": month_key(first), "last": window.keys[-1]}).fetchall())
-
-
-def _previous(start: datetime) -> datetime:
-    return start.replace(year=start.year - 1, month=12) if start.month == 1 else start.replace(month=start.month - 1)
+        {"first": shift_month(window.keys[0], -history_months), "last": window.keys[-1]}).fetchall())
 
 
 def month_not_empty(con, window: MonthWindow) -> Gate:
@@ -112,11 +104,7 @@ def volume_within_band(con, window: MonthWindow, t: Thresholds) -> Gate:
     low, high = t.volume_band
     judged, outside = {}, {}
     for key in window.keys:
-        trailing, cursor = [], parse_month(key)
-        for _ in range(12):
-            cursor = _previous(cursor)
-            if month_key(cursor) in counts:
-                trailing.append(counts[month_key(cursor)])
+        trailing = [counts[m] for m in months_before(key, 12) if m in counts]
         if len(trailing) < t.volume_min_history:
             continue
         median = statistics.median(trailing)

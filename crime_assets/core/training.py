@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -27,14 +26,7 @@ from crime_assets.core.features import (
 from crime_assets.core.metrics import (
     auc_by_group, best_mcc_threshold, calibration_table, classification_metrics,
 )
-from crime_assets.core.months import month_key, parse_month
-
-
-def shift_month(month: str, months: int) -> str:
-    """The month key ``months`` after (or before, if negative) ``month``."""
-    start = parse_month(month)
-    index = start.year * 12 + start.month - 1 + months
-    return month_key(datetime(index // 12, index % 12 + 1, 1))
+from crime_assets.core.months import MonthWindow, parse_month, shift_month
 
 
 @dataclass(frozen=True)
@@ -73,7 +65,7 @@ class SplitPlan:
 
     def label(self) -> str:
         def span(months):
-            return months[0] if len(months) == 1 else f"{months[0]}...{months[-1]}"
+            return MonthWindow.from_keys(months[0], months[-1]).label
         return f"train {span(self.train)} | validation {span(self.validation)} | test {span(self.test)}"
 
     def check_available(self, present: Sequence[str], what: str) -> None:

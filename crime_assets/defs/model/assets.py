@@ -328,7 +328,8 @@ def model_backtest(context: dg.AssetExecutionContext, config: BacktestConfig, wa
     chart of ROC AUC, MCC, PR AUC and F1 over the months."""
     from crime_assets.core.metrics import backtest_figure, save_figure
     from crime_assets.core.model_registry import tracked_run
-    from crime_assets.core.training import SplitPlan, TrainingParams, shift_month, train_arrest_model
+    from crime_assets.core.months import shift_month
+    from crime_assets.core.training import SplitPlan, TrainingParams, train_arrest_model
     import mlflow as mlflow_api
 
     params = TrainingParams(learning_rate=config.learning_rate, max_depth=config.max_depth,

@@ -369,9 +369,13 @@ class ReportClock:
 
     @classmethod
     def fit(cls, frame: pd.DataFrame) -> ReportClock:
-        t_days = _occurred_seconds(frame["occurred_at"]) / 86400.0
         ids = frame["id"].to_numpy(dtype=np.float64)
-        cases = case_numbers(frame["case_number"], frame["occurred_at"])
+        return cls.from_arrays(_occurred_seconds(frame["occurred_at"]) / 86400.0, ids,
+                               case_numbers(frame["case_number"], frame["occurred_at"]))
+
+    @classmethod
+    def from_arrays(cls, t_days: np.ndarray, ids: np.ndarray, cases: CaseNumbers) -> ReportClock:
+        """As ``fit``, from arrays a caller has already parsed (occurrence days, ids, case numbers)."""
         return cls(
             CounterClock.fit(t_days, ids, ids >= REGULAR_ID_MIN),
             CounterClock.fit(t_days, cases.counter, cases.year_offset == 0),
@@ -453,10 +457,7 @@ def feature_columns(
 
     ids = incidents["id"].to_numpy(dtype=np.float64)
     cases = case_numbers(incidents["case_number"], incidents["occurred_at"])
-    clock = ReportClock(
-        CounterClock.fit(t_days, ids, ids >= REGULAR_ID_MIN),
-        CounterClock.fit(t_days, cases.counter, cases.year_offset == 0),
-    ).overlay(stored_clock)
+    clock = ReportClock.from_arrays(t_days, ids, cases).overlay(stored_clock)
     regular_id = ids >= REGULAR_ID_MIN
 
     codes = codes or BatchCodes(incidents)

@@ -74,6 +74,16 @@ def test_wilson_interval_matches_hand_computation(arrests, incidents, lower, upp
     assert got_upper == pytest.approx(upper, abs=1e-6)
 
 
+def test_month_ids_keep_the_order_of_months_and_convert_back():
+    con = duckdb.connect()
+    h3_stats.register_macros(con)
+    months = ["2001-01", "2001-12", "2002-01", "2016-02", "2026-10"]
+    rows = con.execute("SELECT m, month_id(m) AS id, month_key(month_id(m)) FROM unnest($m::VARCHAR[]) AS t(m) ORDER BY id",
+                       {"m": months[::-1]}).fetchall()
+    assert [r[0] for r in rows] == months and [r[2] for r in rows] == months
+    assert rows[2][1] - rows[1][1] == 1  # December to January is one month
+
+
 def test_wilson_interval_contains_the_rate_and_stays_in_unit_interval():
     con = duckdb.connect()
     h3_stats.register_macros(con)
@@ -94,6 +104,18 @@ def test_pooled_counts_are_the_cell_and_its_ring1_neighbours():
     pooled_incidents, pooled_arrests, neighbours = h3_stats.ring1_pooled(np.array(["m"] * 3), cells, incidents, arrests)
     got = {int(c): (int(i), int(a), int(n)) for c, i, a, n in zip(cells, pooled_incidents, pooled_arrests, neighbours)}
     assert got[centre] == (40, 17, 1) and got[neighbour] == (40, 17, 1) and got[far] == (4, 4, 0)
+
+
+def test_pooled_counts_stay_within_their_month():
+    centre, neighbour = sorted(int(c, 16) for c in (CENTRE, NEIGHBOUR))
+    months = np.array(["2016-01", "2016-01", "2016-02"])
+    cells = np.array([centre, neighbour, centre], dtype=np.uint64)
+    pooled_incidents, pooled_arrests, neighbours = h3_stats.ring1_pooled(months, cells, np.array([1, 2, 4]), np.array([0, 1, 3]))
+    # in 2016-02 the neighbour has no row: the centre pools only itself
+    assert pooled_incidents.tolist() == [3, 3, 4] and pooled_arrests.tolist() == [1, 1, 3]
+    assert neighbours.tolist() == [1, 1, 0]
+    with pytest.raises(ValueError, match="sorted"):
+        h3_stats.ring1_pooled(months, cells[[1, 0, 2]], np.array([1, 2, 4]), np.array([0, 1, 3]))
 
 
 def test_monthly_stats_match_hand_computed_values():

@@ -10,17 +10,23 @@ WITH blocks AS (
            max(n) FILTER (block_id IS NOT NULL) AS top_block_incidents,
            count(block_id) AS blocks
     FROM h3_label_blocks GROUP BY month, cell
+), combos AS (
+    -- district, beat, ward and community area go together with the place: most cells have a single
+    -- combination of the four, which is then each one's most frequent value without counting
+    SELECT *, count(*) OVER (PARTITION BY month, cell) AS combos FROM h3_label_areas
+), mixed AS (
+    SELECT * FROM combos WHERE combos > 1
 ), per_value AS (
-    -- the four areas' counts go through one aggregate, told apart by kind, and are pivoted back per
-    -- cell: cheaper than four aggregates joined together
+    -- the four areas' counts in the other cells go through one aggregate, told apart by kind, and are
+    -- pivoted back per cell: cheaper than four aggregates joined together
     SELECT month, cell, 1 AS kind, district AS value, sum(n) AS n
-    FROM h3_label_areas WHERE district IS NOT NULL GROUP BY ALL
+    FROM mixed WHERE district IS NOT NULL GROUP BY ALL
     UNION ALL
-    SELECT month, cell, 2, beat, sum(n) FROM h3_label_areas WHERE beat IS NOT NULL GROUP BY ALL
+    SELECT month, cell, 2, beat, sum(n) FROM mixed WHERE beat IS NOT NULL GROUP BY ALL
     UNION ALL
-    SELECT month, cell, 3, ward, sum(n) FROM h3_label_areas WHERE ward IS NOT NULL GROUP BY ALL
+    SELECT month, cell, 3, ward, sum(n) FROM mixed WHERE ward IS NOT NULL GROUP BY ALL
     UNION ALL
-    SELECT month, cell, 4, community_area, sum(n) FROM h3_label_areas WHERE community_area IS NOT NULL GROUP BY ALL
+    SELECT month, cell, 4, community_area, sum(n) FROM mixed WHERE community_area IS NOT NULL GROUP BY ALL
 ), top AS (
     SELECT month, cell, kind, arg_max(value, n * 16777216 - value) AS value FROM per_value GROUP BY ALL
 ), areas AS (
@@ -30,9 +36,11 @@ WITH blocks AS (
            max(value) FILTER (kind = 3) AS ward,
            max(value) FILTER (kind = 4) AS community_area
     FROM top GROUP BY month, cell
+    UNION ALL
+    SELECT month, cell, district, beat, ward, community_area FROM combos WHERE combos = 1
 )
 SELECT
-    b.month, b.resolution, h3_hex(b.cell) AS h3_cell, b.incidents,
+    month_key(b.month) AS month, b.resolution, h3_hex(b.cell) AS h3_cell, b.incidents,
     blocks.block AS top_block, b.top_block_incidents / b.incidents AS top_block_share, b.blocks,
     a.district, a.beat, a.ward, a.community_area, names.name AS community_area_name,
     concat_ws(', ', blocks.block, names.name, 'district ' || a.district) AS label

@@ -1,9 +1,9 @@
--- The window's geolocated incidents counted per month, r10 cell (as UBIGINT bits) and primary type
+-- The window's geolocated incidents counted per month (month_id), r10 cell (as UBIGINT bits) and primary type
 -- (type_id, with its crime category's category_id, from h3_types: see h3_stats.primary_types_frame).
 -- Coarser resolutions are added from these rows (h3_stats.add_parent_rows), as the r10 cell's parents.
 CREATE OR REPLACE TEMP TABLE h3_cell_types AS
 SELECT
-    e.month,
+    month_id(e.month) AS month,
     10 AS resolution,
     h3_bits(e.h3_r10) AS cell,
     t.type_id,

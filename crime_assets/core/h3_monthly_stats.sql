@@ -1,7 +1,7 @@
 -- The finished rows of h3_monthly_stats: h3_cell_totals plus the Wilson interval, the neighbour-pooled
 -- counts (h3_pooled, computed by h3_stats.ring1_pooled) and the low-confidence flag; cells back to hex.
 SELECT
-    t.month,
+    month_key(t.month) AS month,
     t.resolution,
     h3_hex(t.cell) AS h3_cell,
     CASE WHEN t.resolution > 6 THEN h3_hex(h3_parent_bits(t.cell, t.resolution - 1)) END AS parent_cell,

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import duckdb
 import h3.api.basic_int as h3int
@@ -128,12 +129,17 @@ def wilson_interval(arrests: int, incidents: int, z: float = Z_95) -> tuple[floa
                            {"k": arrests, "n": incidents, "z": z}).fetchone()
 
 
+@lru_cache(maxsize=1 << 18)
+def _disk(cell: int) -> tuple[int, ...]:
+    return tuple(h3int.grid_disk(cell, 1))
+
+
 def ring1_disks(cells: np.ndarray) -> np.ndarray:
     """For each cell (H3 ids as uint64), the 7 cells of its disk of radius 1, itself included; a pentagon's
-    disk has 6 and its row ends with a 0."""
+    disk has 6 and its row ends with a 0. Disks are cached: a backfill meets the same cells every month."""
     disks = np.zeros((len(cells), 7), dtype=np.uint64)
     for i, cell in enumerate(np.asarray(cells, dtype=np.uint64).tolist()):
-        disk = h3int.grid_disk(cell, 1)
+        disk = _disk(cell)
         disks[i, :len(disk)] = disk
     return disks
 
@@ -144,28 +150,27 @@ def ring1_pooled(months: np.ndarray, cells: np.ndarray, incidents: np.ndarray, a
     summed over the cell and its ring-1 neighbours in the same month, and how many neighbours had incidents.
     A neighbour without a row had no incidents. Cells of different resolutions may be mixed: a disk only
     holds cells of its centre's resolution."""
-    cells = np.asarray(cells, dtype=np.uint64)
+    cells, months = np.asarray(cells, dtype=np.uint64), np.asarray(months)
     incidents, arrests = np.asarray(incidents, dtype=np.int64), np.asarray(arrests, dtype=np.int64)
-    pooled_incidents = np.zeros(len(cells), dtype=np.int64)
-    pooled_arrests = np.zeros(len(cells), dtype=np.int64)
-    neighbours = np.zeros(len(cells), dtype=np.int32)
     if not len(cells):
-        return pooled_incidents, pooled_arrests, neighbours
-    distinct = np.unique(cells)
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32)
+    # a flattened dense grid per count: row r sits at month_of[r] * width + cell_of[r]; the last column of
+    # each month stays empty and stands for every neighbour without incidents (and a pentagon's missing 7th)
+    month_of = np.cumsum(np.r_[False, months[1:] != months[:-1]])
+    distinct, cell_of = np.unique(cells, return_inverse=True)
+    if np.any(np.diff(month_of * (len(distinct) + 1) + cell_of) <= 0):
+        raise ValueError("rows must be sorted by month, then cell, without repeats")
     disks = ring1_disks(distinct)
-    months = np.asarray(months)
-    starts = np.flatnonzero(np.r_[True, months[1:] != months[:-1]])
-    for begin, end in zip(starts, np.r_[starts[1:], len(cells)]):
-        month_cells = cells[begin:end]
-        if np.any(month_cells[1:] <= month_cells[:-1]):
-            raise ValueError("rows must be sorted by month, then cell, without repeats")
-        members = disks[np.searchsorted(distinct, month_cells)]  # (cells, 7)
-        position = np.minimum(np.searchsorted(month_cells, members), len(month_cells) - 1)
-        present = (month_cells[position] == members) & (members != 0)
-        pooled_incidents[begin:end] = np.where(present, incidents[begin:end][position], 0).sum(axis=1)
-        pooled_arrests[begin:end] = np.where(present, arrests[begin:end][position], 0).sum(axis=1)
-        neighbours[begin:end] = present.sum(axis=1) - 1
-    return pooled_incidents, pooled_arrests, neighbours
+    members = np.minimum(np.searchsorted(distinct, disks), len(distinct) - 1)
+    members[(distinct[members] != disks) | (disks == 0)] = len(distinct)
+    width = len(distinct) + 1
+    at = (month_of * width)[:, None] + members[cell_of]  # (rows, 7) places in a flattened grid
+    pooled = []
+    for values in (incidents, arrests, np.ones(len(cells), dtype=np.int64)):
+        grid = np.zeros((month_of[-1] + 1) * width, dtype=np.int64)
+        grid[month_of * width + cell_of] = values
+        pooled.append(np.take(grid, at).sum(axis=1))
+    return pooled[0], pooled[1], (pooled[2] - 1).astype(np.int32)
 
 
 def primary_types_frame(primary_types: Iterable[str | None]) -> pd.DataFrame:
@@ -281,7 +286,8 @@ def build_daily_counts(con: duckdb.DuckDBPyConnection, window: MonthWindow) -> D
         con.execute(sql("h3_daily_rows"), _bounds(window))
         add_parent_rows(con, "h3_daily_rows", ("day",), ("incidents", "arrests"))
         replace_window(con, DAILY_COUNTS_TABLE, H3_DAILY_COUNTS,
-                       "SELECT month, day, resolution, h3_hex(cell) AS h3_cell, incidents, arrests FROM h3_daily_rows",
+                       "SELECT month_key(month) AS month, day, resolution, h3_hex(cell) AS h3_cell, incidents, arrests"
+                       " FROM h3_daily_rows",
                        window)
     finally:
         con.execute("DROP TABLE IF EXISTS h3_daily_rows")

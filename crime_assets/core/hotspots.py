@@ -103,23 +103,26 @@ def score_cells(current: pd.DataFrame, history: pd.DataFrame, history_months: in
     """
     if history_months < 1:
         raise ValueError("scoring needs at least one month of history")
-    scored = current[["h3_cell", "incidents"]].merge(
-        history[["h3_cell", "incidents"]].rename(columns={"incidents": "history_incidents"}), on="h3_cell", how="left")
-    scored["history_incidents"] = scored["history_incidents"].fillna(0)
-    scored["baseline_mean"] = scored["history_incidents"] / history_months
-    scored["history_months"] = history_months
-    scored["expected"] = np.maximum(scored["baseline_mean"], test.baseline_floor)
-    scored["ratio"] = scored["incidents"] / scored["expected"]
-    scored["p_value"] = poisson_upper_tail(scored["incidents"], scored["expected"])
-    scored["tested"] = scored["incidents"] >= test.min_incidents
-    tested = int(scored["tested"].sum())
-    threshold = test.alpha / tested if test.bonferroni and tested else test.alpha
-    scored["threshold"] = threshold
-    scored["is_hotspot"] = scored["tested"] & (scored["p_value"] <= threshold)
-    scored["excess"] = scored["incidents"] - scored["baseline_mean"]
-    scored = scored.sort_values(["is_hotspot", "p_value", "excess", "h3_cell"], ascending=[False, True, False, True])
+    cells = current["h3_cell"].to_numpy()
+    incidents = current["incidents"].to_numpy()
+    at = pd.Index(history["h3_cell"]).get_indexer(cells)
+    past = np.where(at >= 0, history["incidents"].to_numpy()[at], 0)
+    baseline = past / history_months
+    expected = np.maximum(baseline, test.baseline_floor)
+    p_value = poisson_upper_tail(incidents, expected)
+    tested = incidents >= test.min_incidents
+    threshold = test.alpha / tested.sum() if test.bonferroni and tested.any() else test.alpha
+    is_hotspot = tested & (p_value <= threshold)
+    excess = incidents - baseline
+    # hotspots first, then by p_value, larger excess, cell id (np.lexsort: last key first)
+    order = np.lexsort((cells.astype(str), -excess, p_value, ~is_hotspot))
+    scored = pd.DataFrame({
+        "h3_cell": cells, "incidents": incidents, "baseline_mean": baseline, "history_months": history_months,
+        "expected": expected, "ratio": incidents / expected, "p_value": p_value, "tested": tested,
+        "threshold": threshold, "is_hotspot": is_hotspot, "excess": excess,
+    }).iloc[order].reset_index(drop=True)
     scored["rank"] = np.arange(1, len(scored) + 1)
-    return scored.drop(columns=["history_incidents"]).reset_index(drop=True)
+    return scored
 
 
 @dataclass(frozen=True)
@@ -150,8 +153,8 @@ class HotspotRun:
 def _month_counts(con: duckdb.DuckDBPyConnection, months: list[str], resolution: int) -> pd.DataFrame:
     return con.execute(
         f"SELECT month, h3_cell, incidents FROM {MONTHLY_STATS_TABLE}"
-        " WHERE resolution = $r AND month IN (SELECT unnest($months::VARCHAR[]))",
-        {"r": resolution, "months": months}).df()
+        " WHERE resolution = $r AND month BETWEEN $first AND $last",
+        {"r": resolution, "first": months[0], "last": months[-1]}).df()
 
 
 def find_hotspots(con: duckdb.DuckDBPyConnection, window: MonthWindow, test: HotspotTest = HotspotTest()) -> HotspotRun:
@@ -160,30 +163,37 @@ def find_hotspots(con: duckdb.DuckDBPyConnection, window: MonthWindow, test: Hot
     Reads h3_monthly_stats for the window and the ``history_months`` before it (so a ranged run sees
     every month's history once the window's statistics exist) and labels from h3_cell_labels.
     """
-    counts = _month_counts(con, [*months_before(window.keys[0], test.history_months), *window.keys], test.resolution)
-    held = set(counts["month"].unique())
-    by_month = {month: frame for month, frame in counts.groupby("month")}
-    empty = counts.iloc[0:0]
+    keys = [*months_before(window.keys[0], test.history_months), *window.keys]
+    counts = _month_counts(con, keys, test.resolution)
+    # incidents as a (month, cell) grid over the window and its history; a month held with no row for a
+    # cell is a zero, a month not held at all is left out of the history
+    cells = pd.Index(np.sort(counts["h3_cell"].unique()))
+    row = pd.Index(keys).get_indexer(counts["month"])
+    grid = np.zeros((len(keys), len(cells)), dtype=np.int64)
+    grid[row, cells.get_indexer(counts["h3_cell"])] = counts["incidents"].to_numpy()
+    held = np.zeros(len(keys), dtype=bool)
+    held[row] = True
     scored_months, summaries = [], []
-    for month in window.keys:
-        history_keys = [k for k in months_before(month, test.history_months) if k in held]
-        current = by_month.get(month, empty)
-        if current.empty:
-            summaries.append(MonthHotspots(month, len(history_keys), 0, 0, 0,
+    for at, month in enumerate(keys[test.history_months:], start=test.history_months):
+        history_rows = [i for i in range(at - test.history_months, at) if held[i]]
+        present = grid[at] > 0
+        if not present.any():
+            summaries.append(MonthHotspots(month, len(history_rows), 0, 0, 0,
                                            skipped=f"no h3_monthly_stats rows at r{test.resolution}"))
             continue
-        if len(history_keys) < test.min_history_months:
-            summaries.append(MonthHotspots(month, len(history_keys), len(current), 0, 0, skipped=(
-                f"{len(history_keys)} month(s) of history, fewer than min_history_months={test.min_history_months}")))
+        if len(history_rows) < test.min_history_months:
+            summaries.append(MonthHotspots(month, len(history_rows), int(present.sum()), 0, 0, skipped=(
+                f"{len(history_rows)} month(s) of history, fewer than min_history_months={test.min_history_months}")))
             continue
-        history = pd.concat([by_month[k] for k in history_keys]).groupby("h3_cell", as_index=False)["incidents"].sum()
-        scored = score_cells(current, history, len(history_keys), test)
+        current = pd.DataFrame({"h3_cell": cells[present], "incidents": grid[at, present]})
+        history = pd.DataFrame({"h3_cell": cells, "incidents": grid[history_rows].sum(axis=0)})
+        scored = score_cells(current, history, len(history_rows), test)
         hot = scored[scored["is_hotspot"]].assign(month=month, resolution=test.resolution)
         scored_months.append(hot)
-        summaries.append(MonthHotspots(month, len(history_keys), len(current), int(scored["tested"].sum()), len(hot)))
+        summaries.append(MonthHotspots(month, len(history_rows), len(current), int(scored["tested"].sum()), len(hot)))
     found = pd.concat(scored_months, ignore_index=True) if scored_months else None
     _write(con, window, found)
-    return HotspotRun(test, [_with_top(con, s) for s in summaries])
+    return HotspotRun(test, _with_top(con, window, summaries))
 
 
 _FOUND_COLUMNS = ("month", "resolution", "rank", "h3_cell", "incidents", "baseline_mean", "history_months",
@@ -208,13 +218,17 @@ def _write(con: duckdb.DuckDBPyConnection, window: MonthWindow, found: pd.DataFr
         con.unregister("hotspots_found")
 
 
-def _with_top(con: duckdb.DuckDBPyConnection, summary: MonthHotspots, limit: int = 10) -> MonthHotspots:
-    if summary.skipped or not summary.hotspots:
-        return summary
-    top = con.execute(
-        f"SELECT rank, h3_cell, label, incidents, baseline_mean, p_value FROM {HOTSPOTS_TABLE}"
-        " WHERE month = $m ORDER BY rank LIMIT $n", {"m": summary.month, "n": limit}).fetchall()
-    return MonthHotspots(**{**summary.__dict__, "top": top})
+def _with_top(con: duckdb.DuckDBPyConnection, window: MonthWindow, summaries: list[MonthHotspots],
+              limit: int = 10) -> list[MonthHotspots]:
+    """The summaries with each month's first ``limit`` hotspots (ranks 1..n are the month's hotspots)."""
+    rows = con.execute(
+        f"SELECT month, rank, h3_cell, label, incidents, baseline_mean, p_value FROM {HOTSPOTS_TABLE}"
+        " WHERE month BETWEEN $first AND $last AND rank <= $n ORDER BY month, rank",
+        {"first": window.keys[0], "last": window.keys[-1], "n": limit}).fetchall()
+    top: dict[str, list[tuple]] = {}
+    for month, *rest in rows:
+        top.setdefault(month, []).append(tuple(rest))
+    return [MonthHotspots(**{**s.__dict__, "top": top[s.month]}) if s.month in top else s for s in summaries]
 
 
 def map_inputs(con: duckdb.DuckDBPyConnection, window: MonthWindow, resolution: int) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -9,10 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from crime_assets.core import features
 from crime_assets.core.features import (
-    FEATURE_NAMES, HISTORY_KEYS, HistoryTables, ReportClock, build_features, case_numbers, features_for_month,
-    fit_history, history_months, incident_rows,
+    FEATURE_NAMES, HISTORY_KEYS, HistoryRun, HistoryTables, ReportClock, build_features, case_numbers,
+    features_for_month, fit_history, history_months, incident_rows, read_features, write_arrest_features,
 )
+from crime_assets.core.months import MonthWindow
 from crime_assets_tests.helpers import settings_for
 
 
@@ -82,6 +84,35 @@ def test_history_smooths_toward_the_type_prior(warehouse_2015_2016):
     assert features["rate_type_h3_r10"].dropna().between(0, 1, inclusive="neither").all()
     unseen = features["n_type_block"] == 0
     assert np.allclose(features.loc[unseen, "rate_type_block"], features.loc[unseen, "type_prior"])
+
+
+def test_a_history_run_spans_what_fit_history_fits(warehouse_2015_2016):
+    """A window's months sum a HistoryRun's per-month counts: the same lookups as fitting each span."""
+    with _connect(warehouse_2015_2016) as con:
+        run = HistoryRun.fit(con, "2014-12", "2016-02")
+        rows = incident_rows(con, "2016-03", "2016-03")
+        for first, last in (("2015-03", "2016-02"), ("2014-12", "2015-11"), ("2014-12", "2014-12")):
+            fitted, spanned = fit_history(con, first, last), run.span(first, last)
+            assert spanned.months == fitted.months
+            assert (spanned.incidents, spanned.tables["type"]["arrests"].sum()) == \
+                (fitted.incidents, fitted.tables["type"]["arrests"].sum())
+            expected, found = fitted.lookup(rows), spanned.lookup(rows)
+            assert found.keys() == expected.keys()
+            for name, values in expected.items():
+                np.testing.assert_array_equal(found[name], values, err_msg=f"{first}...{last} {name}")
+
+
+def test_a_window_writes_the_rows_of_its_months_built_alone(warehouse_2015_2016, tmp_path, monkeypatch):
+    """Runs of two months here, so the window spans a run boundary and ends on a lone month."""
+    monkeypatch.setattr(features, "RUN_MONTHS", 2)
+    shutil.copy(warehouse_2015_2016.data_dir / "warehouse.duckdb", tmp_path / "warehouse.duckdb")
+    months = ["2015-12", "2016-01", "2016-02"]
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        stats = write_arrest_features(con, MonthWindow.from_keys(months[0], months[-1]))
+        written = read_features(con, months)
+        alone = pd.concat([features_for_month(con, m) for m in months], ignore_index=True)
+    assert stats.history_by_month["2015-12"] == "2015-01...2015-11"
+    pd.testing.assert_frame_equal(written[list(alone.columns)], alone, check_dtype=False, check_exact=True)
 
 
 def test_history_tables_round_trip():

@@ -28,7 +28,7 @@ Nothing is derived from the same or later months' arrests, and ``updated_on`` is
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from time import perf_counter
 
@@ -36,7 +36,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from crime_assets.core.months import MonthWindow, months_before
+from crime_assets.core.months import MonthWindow, months_before, shift_month
 from crime_assets.core.schema import Column, create_table_sql
 from crime_assets.core.sql import sql, transaction
 
@@ -47,6 +47,7 @@ FEATURES_VERSION = "1"
 ENRICHED_TABLE = "incidents_enriched"
 
 HISTORY_MONTHS = 12          # trailing months of history behind each month's features
+RUN_MONTHS = 24              # months written per history run (their history counted per month once)
 SMOOTHING = 20.0             # pseudo-incidents at the type's prior rate added to every history rate
 REGULAR_ID_MIN = 1_000_000   # homicides carry ids from a separate, small range (below 30,000 in 2015-2016)
 SLOTS_PER_DAY = 8            # 3-hour slots of occurrence time for the id / case-number references
@@ -198,6 +199,28 @@ class BatchCodes:
         return self._mapped[key]
 
 
+def _vocabularies(tables: dict[str, pd.DataFrame]) -> dict[str, pd.Index]:
+    """The values of each key column found in the history tables (missing ones and H3 cell 0 left out)."""
+    vocab = {}
+    for column in {c for keys in HISTORY_KEYS.values() for c in keys}:
+        parts = [_key_values(tables[name], column) for name, keys in HISTORY_KEYS.items() if column in keys]
+        values = pd.unique(np.concatenate(parts))
+        present = values != -1 if column in _INTEGER_KEYS else pd.notna(values)
+        vocab[column] = pd.Index(values[present])
+    return vocab
+
+
+def _composite(vocab: dict[str, pd.Index], keys: tuple[str, ...], codes: BatchCodes) -> np.ndarray:
+    """One int64 per row for its key columns' positions in ``vocab``; -1 when a part is missing or unknown."""
+    composite = None
+    missing = None
+    for column in keys:
+        code = codes.codes_in(column, vocab[column]).astype(np.int64)
+        missing = code < 0 if missing is None else missing | (code < 0)
+        composite = code if composite is None else composite * (len(vocab[column]) + 1) + code
+    return np.where(missing, -1, composite)
+
+
 @dataclass
 class HistoryTables:
     """Incidents and arrests per key over a run of earlier months: what the history features look up."""
@@ -227,29 +250,16 @@ class HistoryTables:
         """Vocabulary per key column and a hash index per table, built once (when a model loads)."""
         if self._compiled:
             return
-        for column in {c for keys in HISTORY_KEYS.values() for c in keys}:
-            parts = [_key_values(self.tables[name], column) for name, keys in HISTORY_KEYS.items() if column in keys]
-            values = pd.unique(np.concatenate(parts))
-            present = values != -1 if column in _INTEGER_KEYS else pd.notna(values)
-            self._vocab[column] = pd.Index(values[present])
+        self._vocab.update(_vocabularies(self.tables))
         for name, keys in HISTORY_KEYS.items():
             table = self.tables[name]
-            composite = self._composite(keys, BatchCodes(table))
+            composite = _composite(self._vocab, keys, BatchCodes(table))
             keep = composite >= 0  # H3 cell 0 = no coordinates: not a place
             self._compiled[name] = _Table(
                 pd.Index(composite[keep]),
                 table["incidents"].to_numpy(dtype=np.float64)[keep],
                 table["arrests"].to_numpy(dtype=np.float64)[keep],
             )
-
-    def _composite(self, keys: tuple[str, ...], codes: BatchCodes) -> np.ndarray:
-        composite = None
-        missing = None
-        for column in keys:
-            code = codes.codes_in(column, self._vocab[column]).astype(np.int64)
-            missing = code < 0 if missing is None else missing | (code < 0)
-            composite = code if composite is None else composite * (len(self._vocab[column]) + 1) + code
-        return np.where(missing, -1, composite)
 
     def lookup(self, frame: pd.DataFrame, codes: BatchCodes | None = None) -> dict[str, np.ndarray]:
         """History features of each row: type prior, and per key a smoothed rate and a count."""
@@ -258,7 +268,7 @@ class HistoryTables:
         found: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for name, keys in HISTORY_KEYS.items():
             table = self._compiled[name]
-            composite = self._composite(keys, codes)
+            composite = _composite(self._vocab, keys, codes)
             at = table.keys.get_indexer(composite) if len(table.keys) else np.full(len(frame), -1)
             hit = (at >= 0) & (composite >= 0)
             at = np.where(hit, at, 0)
@@ -293,17 +303,79 @@ def history_months(month: str, months: int = HISTORY_MONTHS) -> list[str]:
 
 def fit_history(con: duckdb.DuckDBPyConnection, first: str, last: str) -> HistoryTables:
     """Lookup tables over months ``first``..``last`` of incidents_enriched (only months present count)."""
-    present = [row[0] for row in con.execute(
+    bounds = {"first": first, "last": last}
+    tables = {name: con.execute(_history_query(keys), bounds).df() for name, keys in HISTORY_KEYS.items()}
+    return HistoryTables(tuple(_present_months(con, first, last)), tables)
+
+
+def _present_months(con: duckdb.DuckDBPyConnection, first: str, last: str) -> list[str]:
+    return [row[0] for row in con.execute(
         f"SELECT DISTINCT month FROM {ENRICHED_TABLE} WHERE month BETWEEN $first AND $last ORDER BY 1",
         {"first": first, "last": last}).fetchall()]
-    tables = {}
-    for name, keys in HISTORY_KEYS.items():
-        query = (sql("feature_history")
-                 .replace("FEATURE_ROWS", sql("features"))
-                 .replace("KEYS_NOT_NULL", " AND ".join(f"{k} IS NOT NULL" for k in keys))
-                 .replace("KEYS", ", ".join(keys)))
-        tables[name] = con.execute(query, {"first": first, "last": last}).df()
-    return HistoryTables(tuple(present), tables)
+
+
+def _history_query(keys: tuple[str, ...]) -> str:
+    return (sql("feature_history")
+            .replace("FEATURE_ROWS", sql("features"))
+            .replace("KEYS_NOT_NULL", " AND ".join(f"{k} IS NOT NULL" for k in keys))
+            .replace("KEYS", ", ".join(keys)))
+
+
+@dataclass
+class _MonthlyTable:
+    keys: pd.Index                   # composite keys (unique) of every key seen in the run's months
+    key_rows: dict[str, np.ndarray]  # the key columns of each of them, in the same order
+    month: np.ndarray                # per (month, key) row: position of its month in the run's months
+    at: np.ndarray                   # per (month, key) row: position of its key in ``keys``
+    incidents: np.ndarray            # per (month, key) row
+    arrests: np.ndarray              # per (month, key) row
+
+
+class HistoryRun:
+    """Incidents and arrests per key and month over a run of months, indexed once. The history of any span
+    of those months (each month's trailing twelve, when a window of months is built) is then a sum of
+    rows: no new query, no new index. ``span(first, last)``, within the run's months, gives the lookups of
+    ``fit_history(con, first, last)``."""
+
+    def __init__(self, months: list[str], monthly: dict[str, pd.DataFrame]) -> None:
+        self.months = months  # the months present, ascending
+        self._vocab = _vocabularies(monthly)
+        self._tables = {name: self._index(keys, monthly[name]) for name, keys in HISTORY_KEYS.items()}
+
+    @classmethod
+    def fit(cls, con: duckdb.DuckDBPyConnection, first: str, last: str) -> HistoryRun:
+        bounds = {"first": first, "last": last}
+        return cls(_present_months(con, first, last),
+                   {name: con.execute(_history_query(("month", *keys)), bounds).df()
+                    for name, keys in HISTORY_KEYS.items()})
+
+    def _index(self, keys: tuple[str, ...], frame: pd.DataFrame) -> _MonthlyTable:
+        composite = _composite(self._vocab, keys, BatchCodes(frame))
+        rows = np.flatnonzero(composite >= 0)  # H3 cell 0 = no coordinates: not a place
+        at, uniques = pd.factorize(composite[rows])
+        first_rows = rows[np.unique(at, return_index=True)[1]]
+        return _MonthlyTable(
+            pd.Index(uniques), {k: frame[k].to_numpy()[first_rows] for k in keys},
+            pd.Index(self.months).get_indexer(frame["month"].to_numpy()[rows]), at,
+            frame["incidents"].to_numpy(np.float64)[rows], frame["arrests"].to_numpy(np.float64)[rows],
+        )
+
+    def span(self, first: str, last: str) -> HistoryTables:
+        """The history tables of months ``first``..``last`` of the run, compiled already (rows without an H3
+        cell, which lookups ignore, are left out)."""
+        months = tuple(m for m in self.months if first <= m <= last)
+        lo, hi = (self.months.index(months[0]), self.months.index(months[-1])) if months else (0, -1)
+        tables, compiled = {}, {}
+        for name, table in self._tables.items():
+            rows = (table.month >= lo) & (table.month <= hi)
+            incidents = np.bincount(table.at[rows], table.incidents[rows], minlength=len(table.keys))
+            arrests = np.bincount(table.at[rows], table.arrests[rows], minlength=len(table.keys))
+            compiled[name] = _Table(table.keys, incidents, arrests)  # keys without rows here count 0
+            seen = incidents > 0
+            tables[name] = pd.DataFrame({**{k: values[seen] for k, values in table.key_rows.items()},
+                                         "incidents": incidents[seen].astype(np.int64),
+                                         "arrests": arrests[seen].astype(np.int64)}, copy=False)
+        return HistoryTables(months, tables, dict(self._vocab), compiled)
 
 
 # ------------------------------------------------------------------------------------- report clocks
@@ -538,10 +610,14 @@ def report_clock(con: duckdb.DuckDBPyConnection, first: str, last: str) -> Repor
         {"first": first, "last": last}).df())
 
 
-def features_for_month(con: duckdb.DuckDBPyConnection, month: str) -> pd.DataFrame:
-    """The arrest_features rows of one month: its incidents with the history of the months before."""
-    earlier = history_months(month)
-    history = fit_history(con, earlier[0], earlier[-1])
+def features_for_month(
+    con: duckdb.DuckDBPyConnection, month: str, history: HistoryTables | None = None
+) -> pd.DataFrame:
+    """The arrest_features rows of one month: its incidents with the history of the months before
+    (``history``, else ``fit_history`` over the HISTORY_MONTHS before ``month``)."""
+    if history is None:
+        earlier = history_months(month)
+        history = fit_history(con, earlier[0], earlier[-1])
     rows = incident_rows(con, month, month)
     features = build_features(rows, history)
     out = pd.concat([rows[["id", "month", "occurred_at", "arrest"]], features], axis=1)
@@ -560,8 +636,8 @@ def write_arrest_features(con: duckdb.DuckDBPyConnection, window: MonthWindow) -
     rows, history, rates = {}, {}, {}
     with transaction(con):
         con.execute(f"DELETE FROM {FEATURES_TABLE} WHERE month BETWEEN $first AND $last", bounds)
-        for month in window.keys:
-            frame = features_for_month(con, month)
+        for month, trailing in _month_histories(con, window):
+            frame = features_for_month(con, month, trailing)
             con.register("month_features", frame)
             try:
                 con.execute(f"INSERT INTO {FEATURES_TABLE} ({columns}) SELECT {columns} FROM month_features")
@@ -573,6 +649,22 @@ def write_arrest_features(con: duckdb.DuckDBPyConnection, window: MonthWindow) -
             history[month] = f"{first}...{last}" if first else "none"
             rates[month] = float(frame["arrest"].mean()) if len(frame) else float("nan")
     return FeatureStats(rows, history, rates, perf_counter() - started)
+
+
+def _month_histories(
+    con: duckdb.DuckDBPyConnection, window: MonthWindow
+) -> Iterator[tuple[str, HistoryTables | None]]:
+    """Each month of the window with the history of the HISTORY_MONTHS before it: one HistoryRun per
+    RUN_MONTHS months (so memory stays bounded). A lone month gets None: features_for_month's own
+    fit_history is cheaper than a run's per-month counts."""
+    for part in window.chunks(RUN_MONTHS):
+        if len(part.keys) == 1:
+            yield part.keys[0], None
+            continue
+        run = HistoryRun.fit(con, history_months(part.keys[0])[0], shift_month(part.keys[-1], -1))
+        for month in part.keys:
+            earlier = history_months(month)
+            yield month, run.span(earlier[0], earlier[-1])
 
 
 def read_features(con: duckdb.DuckDBPyConnection, months: list[str]) -> pd.DataFrame:

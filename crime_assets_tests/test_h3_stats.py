@@ -250,6 +250,11 @@ def test_the_gates_catch_broken_tables(real_stats):
         count, rows = h3_stats.parent_sum_violations(con, window)
         assert count == 2 and {r[2] for r in rows} == {cell, h3.cell_to_parent(cell, 8)}  # its parent and itself
         assert h3_stats.rate_bound_violations(con, window)[0] == 1
+        child = con.execute("SELECT h3_cell FROM h3_monthly_stats WHERE month = '2016-07' AND resolution = 10 "
+                            "AND parent_cell <> ? LIMIT 1", [cell]).fetchone()[0]
+        con.execute("UPDATE h3_monthly_stats SET parent_cell = ? WHERE month = '2016-07' AND h3_cell = ?", [cell, child])
+        _, rows = h3_stats.parent_sum_violations(con, window, limit=100)
+        assert [r[2] for r in rows if r[3].endswith("is not the H3 parent")] == [child]
     finally:
         con.execute("DELETE FROM h3_monthly_stats WHERE month = '2016-07'")
         con.execute("INSERT INTO h3_monthly_stats SELECT * FROM saved")

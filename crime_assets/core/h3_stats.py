@@ -383,14 +383,12 @@ def parent_sum_violations(con: duckdb.DuckDBPyConnection, window: MonthWindow, l
         FULL JOIN children AS c USING (month, resolution, h3_cell)
         WHERE p.h3_cell IS NULL OR c.h3_cell IS NULL OR p.incidents <> c.incidents OR p.arrests <> c.arrests
         ORDER BY month, resolution, h3_cell""", _bounds(window)).fetchall()
-    # The H3 parent by bit arithmetic (as in h3cells.parent_cells): resolution in bits 52-55, the digits
-    # below it set to 7.
+    register_macros(con)
     bad = con.execute(f"""
         SELECT month, resolution, h3_cell, 'parent_cell ' || coalesce(parent_cell, 'NULL') || ' is not the H3 parent'
-        FROM (SELECT *, ('0x' || h3_cell)::UBIGINT AS bits, (resolution - 1)::UBIGINT AS up
-              FROM {MONTHLY_STATS_TABLE} WHERE month BETWEEN $first AND $last AND resolution > {min(H3_RESOLUTIONS)})
-        WHERE parent_cell IS DISTINCT FROM
-              lower(hex((bits & ~(15::UBIGINT << 52)) | (up << 52) | ((1::UBIGINT << (3 * (15 - up))) - 1)))
+        FROM {MONTHLY_STATS_TABLE}
+        WHERE month BETWEEN $first AND $last AND resolution > {min(H3_RESOLUTIONS)}
+          AND parent_cell IS DISTINCT FROM h3_hex(h3_parent_bits(h3_bits(h3_cell), resolution - 1))
         ORDER BY month, resolution, h3_cell""", _bounds(window)).fetchall()
     found = rows + bad
     return len(found), found[:limit]

@@ -29,7 +29,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from crime_assets.core.arrest_model import MODEL_FIELDS, ArrestModel
+from crime_assets.core.arrest_model import MODEL_FIELDS, REQUIRED_FIELDS, ArrestModel
 from crime_assets.core.metrics import (
     HEADLINE, calibration_figure, importance_figure, pr_figure, roc_figure,
 )
@@ -147,8 +147,7 @@ def signature():
              "iucr": "string", "domestic": "boolean", "block": "string", "location_description": "string",
              "fbi_code": "string", "beat": "long", "district": "long", "ward": "long", "community_area": "long",
              "latitude": "double", "longitude": "double"}
-    required = {"id", "case_number", "occurred_at", "primary_type", "iucr", "domestic"}
-    inputs = Schema([ColSpec(types[name], name, required=name in required) for name in MODEL_FIELDS])
+    inputs = Schema([ColSpec(types[name], name, required=name in REQUIRED_FIELDS) for name in MODEL_FIELDS])
     outputs = Schema([ColSpec("double", "arrest_probability"), ColSpec("boolean", "arrest_predicted")])
     return ModelSignature(inputs=inputs, outputs=outputs)
 

@@ -11,8 +11,9 @@ import pytest
 
 from crime_assets.core import features
 from crime_assets.core.features import (
-    FEATURE_NAMES, HISTORY_KEYS, HistoryRun, HistoryTables, ReportClock, build_features, case_numbers,
-    features_for_month, fit_history, history_months, incident_rows, read_features, write_arrest_features,
+    CODED_COLUMNS, FEATURE_NAMES, HISTORY_KEYS, HistoryRun, HistoryTables, ReportClock, build_features,
+    case_numbers, coded_rows, features_for_month, fit_history, history_months, incident_rows, read_features,
+    write_arrest_features,
 )
 from crime_assets.core.months import MonthWindow
 from crime_assets_tests.helpers import settings_for
@@ -100,6 +101,15 @@ def test_a_history_run_spans_what_fit_history_fits(warehouse_2015_2016):
             assert found.keys() == expected.keys()
             for name, values in expected.items():
                 np.testing.assert_array_equal(found[name], values, err_msg=f"{first}...{last} {name}")
+
+
+def test_coded_rows_are_incident_rows_with_categorical_text(warehouse_2015_2016):
+    with _connect(warehouse_2015_2016) as con:
+        plain, coded = incident_rows(con, "2016-01", "2016-02"), coded_rows(con, "2016-01", "2016-02")
+    for column in CODED_COLUMNS:
+        assert isinstance(coded[column].dtype, pd.CategoricalDtype), column
+        assert coded[column].astype(object).fillna("-").tolist() == plain[column].fillna("-").tolist(), column
+    pd.testing.assert_frame_equal(coded.drop(columns=list(CODED_COLUMNS)), plain.drop(columns=list(CODED_COLUMNS)))
 
 
 def test_a_window_writes_the_rows_of_its_months_built_alone(warehouse_2015_2016, tmp_path, monkeypatch):

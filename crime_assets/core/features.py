@@ -28,7 +28,7 @@ Nothing is derived from the same or later months' arrests, and ``updated_on`` is
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from time import perf_counter
 
@@ -36,7 +36,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from crime_assets.core.months import MonthWindow, months_before, shift_month
+from crime_assets.core.months import MonthWindow, months_before
 from crime_assets.core.schema import Column, create_table_sql
 from crime_assets.core.sql import sql, transaction
 
@@ -47,7 +47,7 @@ FEATURES_VERSION = "1"
 ENRICHED_TABLE = "incidents_enriched"
 
 HISTORY_MONTHS = 12          # trailing months of history behind each month's features
-RUN_MONTHS = 24              # months written per history run (their history counted per month once)
+RUN_MONTHS = 24              # months written per run: loaded with their history in one query, inserted at once
 SMOOTHING = 20.0             # pseudo-incidents at the type's prior rate added to every history rate
 REGULAR_ID_MIN = 1_000_000   # homicides carry ids from a separate, small range (below 30,000 in 2015-2016)
 SLOTS_PER_DAY = 8            # 3-hour slots of occurrence time for the id / case-number references
@@ -204,9 +204,7 @@ def _vocabularies(tables: dict[str, pd.DataFrame]) -> dict[str, pd.Index]:
     vocab = {}
     for column in {c for keys in HISTORY_KEYS.values() for c in keys}:
         parts = [_key_values(tables[name], column) for name, keys in HISTORY_KEYS.items() if column in keys]
-        values = pd.unique(np.concatenate(parts))
-        present = values != -1 if column in _INTEGER_KEYS else pd.notna(values)
-        vocab[column] = pd.Index(values[present])
+        vocab[column] = _present(column, pd.unique(np.concatenate(parts)))
     return vocab
 
 
@@ -324,58 +322,69 @@ def _history_query(keys: tuple[str, ...]) -> str:
 @dataclass
 class _MonthlyTable:
     keys: pd.Index                   # composite keys (unique) of every key seen in the run's months
-    key_rows: dict[str, np.ndarray]  # the key columns of each of them, in the same order
-    month: np.ndarray                # per (month, key) row: position of its month in the run's months
-    at: np.ndarray                   # per (month, key) row: position of its key in ``keys``
-    incidents: np.ndarray            # per (month, key) row
-    arrests: np.ndarray              # per (month, key) row
+    key_rows: dict[str, object]      # the key columns of each of them (arrays), in the same order
+    starts: np.ndarray               # the incidents of the run's i-th month are rows starts[i]:starts[i + 1]
+    at: np.ndarray                   # per incident (in month order): position of its key in ``keys``
+    arrested: np.ndarray             # per incident: 1.0 when it ended in an arrest
 
 
 class HistoryRun:
-    """Incidents and arrests per key and month over a run of months, indexed once. The history of any span
-    of those months (each month's trailing twelve, when a window of months is built) is then a sum of
-    rows: no new query, no new index. ``span(first, last)``, within the run's months, gives the lookups of
-    ``fit_history(con, first, last)``."""
+    """Each incident of a run of months with its key in every history table, numbered once. The history of
+    any span of those months (each month's trailing twelve, when a window of months is built) is then a
+    count over a slice of rows: no new query, no new index. ``span(first, last)``, within the run's months,
+    gives the lookups of ``fit_history(con, first, last)``."""
 
-    def __init__(self, months: list[str], monthly: dict[str, pd.DataFrame]) -> None:
-        self.months = months  # the months present, ascending
-        self._vocab = _vocabularies(monthly)
-        self._tables = {name: self._index(keys, monthly[name]) for name, keys in HISTORY_KEYS.items()}
+    def __init__(self, rows: pd.DataFrame) -> None:
+        """``rows``: the incident rows of the run's months, in any order (``coded_rows``, or ``incident_rows``)."""
+        month, months = pd.factorize(rows["month"], sort=True)
+        self.months = [str(m) for m in months]  # the months present, ascending
+        known = np.flatnonzero(rows["arrest"].notna().to_numpy())  # an unknown outcome does not count
+        known = known[np.argsort(month[known], kind="stable")]
+        columns = sorted({c for keys in HISTORY_KEYS.values() for c in keys})
+        frame = rows[columns].take(known)
+        codes = BatchCodes(frame)
+        self._vocab = {column: _present(column, codes.factorized(column)[1]) for column in columns}
+        self._month = month[known]
+        self._arrested = rows["arrest"].to_numpy()[known].astype(np.float64)
+        self._tables = {name: self._index(keys, frame, codes) for name, keys in HISTORY_KEYS.items()}
 
     @classmethod
     def fit(cls, con: duckdb.DuckDBPyConnection, first: str, last: str) -> HistoryRun:
-        bounds = {"first": first, "last": last}
-        return cls(_present_months(con, first, last),
-                   {name: con.execute(_history_query(("month", *keys)), bounds).df()
-                    for name, keys in HISTORY_KEYS.items()})
+        return cls(coded_rows(con, first, last))
 
-    def _index(self, keys: tuple[str, ...], frame: pd.DataFrame) -> _MonthlyTable:
-        composite = _composite(self._vocab, keys, BatchCodes(frame))
-        rows = np.flatnonzero(composite >= 0)  # H3 cell 0 = no coordinates: not a place
+    def _index(self, keys: tuple[str, ...], frame: pd.DataFrame, codes: BatchCodes) -> _MonthlyTable:
+        composite = _composite(self._vocab, keys, codes)
+        rows = np.flatnonzero(composite >= 0)  # a missing key part, or H3 cell 0 = no coordinates: not a place
         at, uniques = pd.factorize(composite[rows])
-        first_rows = rows[np.unique(at, return_index=True)[1]]
+        # Codes are numbered in order of appearance: a key's first row is where the running maximum grows.
+        first_rows = rows[np.flatnonzero(np.diff(np.maximum.accumulate(at), prepend=-1))]
         return _MonthlyTable(
-            pd.Index(uniques), {k: frame[k].to_numpy()[first_rows] for k in keys},
-            pd.Index(self.months).get_indexer(frame["month"].to_numpy()[rows]), at,
-            frame["incidents"].to_numpy(np.float64)[rows], frame["arrests"].to_numpy(np.float64)[rows],
+            pd.Index(uniques), {k: frame[k].array.take(first_rows) for k in keys},
+            np.searchsorted(self._month[rows], np.arange(len(self.months) + 1)), at, self._arrested[rows],
         )
 
     def span(self, first: str, last: str) -> HistoryTables:
         """The history tables of months ``first``..``last`` of the run, compiled already (rows without an H3
         cell, which lookups ignore, are left out)."""
         months = tuple(m for m in self.months if first <= m <= last)
-        lo, hi = (self.months.index(months[0]), self.months.index(months[-1])) if months else (0, -1)
+        lo, hi = (self.months.index(months[0]), self.months.index(months[-1]) + 1) if months else (0, 0)
         tables, compiled = {}, {}
         for name, table in self._tables.items():
-            rows = (table.month >= lo) & (table.month <= hi)
-            incidents = np.bincount(table.at[rows], table.incidents[rows], minlength=len(table.keys))
-            arrests = np.bincount(table.at[rows], table.arrests[rows], minlength=len(table.keys))
+            rows = slice(table.starts[lo], table.starts[hi])
+            incidents = np.bincount(table.at[rows], minlength=len(table.keys)).astype(np.float64)
+            arrests = np.bincount(table.at[rows], table.arrested[rows], minlength=len(table.keys))
             compiled[name] = _Table(table.keys, incidents, arrests)  # keys without rows here count 0
             seen = incidents > 0
             tables[name] = pd.DataFrame({**{k: values[seen] for k, values in table.key_rows.items()},
                                          "incidents": incidents[seen].astype(np.int64),
                                          "arrests": arrests[seen].astype(np.int64)}, copy=False)
         return HistoryTables(months, tables, dict(self._vocab), compiled)
+
+
+def _present(column: str, values: object) -> pd.Index:
+    """A vocabulary: the values of a key column, missing ones (and H3 cell 0) left out."""
+    values = np.asarray(values)
+    return pd.Index(values[values != -1] if column in _INTEGER_KEYS else values[pd.notna(values)])
 
 
 # ------------------------------------------------------------------------------------- report clocks
@@ -603,6 +612,26 @@ def incident_rows(con: duckdb.DuckDBPyConnection, first: str, last: str) -> pd.D
     return con.execute(f"SELECT * FROM ({sql('features')}) ORDER BY month, id", {"first": first, "last": last}).df()
 
 
+# Text columns ``coded_rows`` loads as categoricals (case numbers, unique per incident, stay text).
+CODED_COLUMNS = ("month", "block", "iucr", "primary_type", "location_description", "fbi_code")
+
+
+def coded_rows(con: duckdb.DuckDBPyConnection, first: str, last: str) -> pd.DataFrame:
+    """``incident_rows`` with the CODED_COLUMNS as categoricals: each is cast to an ENUM of its values in
+    these months, so DuckDB sends integer codes rather than a Python string per value."""
+    bounds = {"first": first, "last": last}
+    rows = f"({sql('features')})"
+    for column in CODED_COLUMNS:
+        con.execute(f"CREATE OR REPLACE TEMP TYPE feature_{column} AS ENUM "
+                    f"(SELECT DISTINCT {column} FROM {rows} WHERE {column} IS NOT NULL ORDER BY 1)", bounds)
+    try:
+        casts = ", ".join(f"{column}::feature_{column} AS {column}" for column in CODED_COLUMNS)
+        return con.execute(f"SELECT * REPLACE ({casts}) FROM {rows} ORDER BY month, id", bounds).df()
+    finally:
+        for column in CODED_COLUMNS:
+            con.execute(f"DROP TYPE IF EXISTS feature_{column}")
+
+
 def report_clock(con: duckdb.DuckDBPyConnection, first: str, last: str) -> ReportClock:
     """The id / case-number references of months ``first``..``last``, reading only the columns they need."""
     return ReportClock.fit(con.execute(
@@ -618,53 +647,59 @@ def features_for_month(
     if history is None:
         earlier = history_months(month)
         history = fit_history(con, earlier[0], earlier[-1])
-    rows = incident_rows(con, month, month)
-    features = build_features(rows, history)
-    out = pd.concat([rows[["id", "month", "occurred_at", "arrest"]], features], axis=1)
-    out["history_first_month"] = history.months[0] if history.months else None
-    out["history_last_month"] = history.months[-1] if history.months else None
-    out["features_version"] = FEATURES_VERSION
-    return out
+    return _feature_rows(incident_rows(con, month, month), history)
+
+
+def _feature_rows(rows: pd.DataFrame, history: HistoryTables) -> pd.DataFrame:
+    """The arrest_features rows of a month's incident rows, built by one DataFrame constructor."""
+    features = feature_columns(rows, history)
+    first, last = (history.months[0], history.months[-1]) if history.months else (None, None)
+    return pd.DataFrame({
+        **{name: rows[name] for name in ("id", "month", "occurred_at", "arrest")},
+        **{name: features[name] for name in FEATURE_NAMES},
+        "history_first_month": first, "history_last_month": last, "features_version": FEATURES_VERSION,
+    }, index=rows.index)
 
 
 def write_arrest_features(con: duckdb.DuckDBPyConnection, window: MonthWindow) -> FeatureStats:
-    """Replace the window's months of arrest_features in one transaction."""
+    """Replace the window's months of arrest_features in one transaction, RUN_MONTHS months at a time: the
+    incidents of a run's months and of the HISTORY_MONTHS before are loaded in one query, their history
+    counted once (HistoryRun), and the run's rows inserted in one statement."""
     started = perf_counter()
     con.execute(create_table_sql(FEATURES_TABLE, ARREST_FEATURES))
     bounds = {"first": window.keys[0], "last": window.keys[-1]}
-    columns = ", ".join(c.name for c in ARREST_FEATURES)
     rows, history, rates = {}, {}, {}
     with transaction(con):
         con.execute(f"DELETE FROM {FEATURES_TABLE} WHERE month BETWEEN $first AND $last", bounds)
-        for month, trailing in _month_histories(con, window):
-            frame = features_for_month(con, month, trailing)
-            con.register("month_features", frame)
-            try:
-                con.execute(f"INSERT INTO {FEATURES_TABLE} ({columns}) SELECT {columns} FROM month_features")
-            finally:
-                con.unregister("month_features")
-            rows[month] = len(frame)
-            first, last = frame["history_first_month"].iloc[0] if len(frame) else None, \
-                frame["history_last_month"].iloc[0] if len(frame) else None
-            history[month] = f"{first}...{last}" if first else "none"
-            rates[month] = float(frame["arrest"].mean()) if len(frame) else float("nan")
+        for part in window.chunks(RUN_MONTHS):
+            incidents = coded_rows(con, history_months(part.keys[0])[0], part.keys[-1])
+            run = HistoryRun(incidents)
+            frames = []
+            for month in part.keys:
+                earlier = history_months(month)
+                span = run.span(earlier[0], earlier[-1])
+                frame = _feature_rows(incidents[incidents["month"] == month], span)
+                frames.append(frame)
+                rows[month] = len(frame)
+                history[month] = f"{span.months[0]}...{span.months[-1]}" if len(frame) and span.months else "none"
+                rates[month] = float(frame["arrest"].mean()) if len(frame) else float("nan")
+            _insert(con, frames)
     return FeatureStats(rows, history, rates, perf_counter() - started)
 
 
-def _month_histories(
-    con: duckdb.DuckDBPyConnection, window: MonthWindow
-) -> Iterator[tuple[str, HistoryTables | None]]:
-    """Each month of the window with the history of the HISTORY_MONTHS before it: one HistoryRun per
-    RUN_MONTHS months (so memory stays bounded). A lone month gets None: features_for_month's own
-    fit_history is cheaper than a run's per-month counts."""
-    for part in window.chunks(RUN_MONTHS):
-        if len(part.keys) == 1:
-            yield part.keys[0], None
-            continue
-        run = HistoryRun.fit(con, history_months(part.keys[0])[0], shift_month(part.keys[-1], -1))
-        for month in part.keys:
-            earlier = history_months(month)
-            yield month, run.span(earlier[0], earlier[-1])
+def _insert(con: duckdb.DuckDBPyConnection, frames: list[pd.DataFrame]) -> None:
+    """Insert the frames' rows in one statement, a UNION ALL of them rather than a concatenated copy: one
+    large INSERT writes whole row groups, which costs much less than an INSERT (and a commit) per month."""
+    columns = ", ".join(c.name for c in ARREST_FEATURES)
+    names = [f"run_features_{i}" for i in range(len(frames))]
+    for name, frame in zip(names, frames):
+        con.register(name, frame)
+    try:
+        con.execute(f"INSERT INTO {FEATURES_TABLE} ({columns}) "
+                    + " UNION ALL ".join(f"SELECT {columns} FROM {name}" for name in names))
+    finally:
+        for name in names:
+            con.unregister(name)
 
 
 def read_features(con: duckdb.DuckDBPyConnection, months: list[str]) -> pd.DataFrame:

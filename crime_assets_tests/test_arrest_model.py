@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from crime_assets.core.arrest_model import MODEL_FIELDS, ArrestModel, RecordError, canonical_records
-from crime_assets.core.features import (
-    FEATURE_NAMES, ReportClock, build_features, features_for_month, fit_history, history_months, incident_rows,
-)
+from crime_assets.core.feature_history import fit_history, history_months
+from crime_assets.core.features import FEATURE_NAMES, build_features, features_for_month, incident_rows
+from crime_assets.core.report_clock import ReportClock
 from crime_assets.core.raw_load import _normalize_sql
 from crime_assets.core.sources import records_to_frame
 from crime_assets.core.training import SplitPlan, TrainingParams, encode_feature_rows, train_arrest_model

@@ -10,11 +10,14 @@ import pandas as pd
 import pytest
 
 from crime_assets.core import features
-from crime_assets.core.features import (
-    CODED_COLUMNS, FEATURE_NAMES, HISTORY_KEYS, HistoryRun, HistoryTables, ReportClock, build_features,
-    case_numbers, coded_rows, features_for_month, fit_history, history_months, incident_rows, read_features,
-    write_arrest_features,
+from crime_assets.core.feature_history import (
+    HISTORY_KEYS, HistoryRun, HistoryTables, fit_history, history_months,
 )
+from crime_assets.core.features import (
+    CODED_COLUMNS, FEATURE_NAMES, build_features, coded_rows, features_for_month, incident_rows,
+    read_features, write_arrest_features,
+)
+from crime_assets.core.report_clock import ReportClock, case_numbers
 from crime_assets.core.months import MonthWindow
 from crime_assets_tests.helpers import settings_for
 
@@ -90,7 +93,7 @@ def test_history_smooths_toward_the_type_prior(warehouse_2015_2016):
 def test_a_history_run_spans_what_fit_history_fits(warehouse_2015_2016):
     """A window's months sum a HistoryRun's per-month counts: the same lookups as fitting each span."""
     with _connect(warehouse_2015_2016) as con:
-        run = HistoryRun.fit(con, "2014-12", "2016-02")
+        run = HistoryRun(coded_rows(con, "2014-12", "2016-02"))
         rows = incident_rows(con, "2016-03", "2016-03")
         for first, last in (("2015-03", "2016-02"), ("2014-12", "2015-11"), ("2014-12", "2014-12")):
             fitted, spanned = fit_history(con, first, last), run.span(first, last)

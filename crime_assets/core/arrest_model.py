@@ -41,9 +41,9 @@ import xgboost as xgb
 
 from crime_assets.core import geo
 from crime_assets.core.enrich import point_geography
-from crime_assets.core.features import (
-    FEATURE_NAMES, FEATURES_VERSION, SLOTS_PER_DAY, BatchCodes, HistoryTables, ReportClock, feature_columns,
-)
+from crime_assets.core.feature_history import BatchCodes, HistoryTables
+from crime_assets.core.features import FEATURE_NAMES, FEATURES_VERSION, feature_columns
+from crime_assets.core.report_clock import SLOTS_PER_DAY, ReportClock
 from crime_assets.core.h3cells import parent_cells
 
 FORMAT_VERSION = 1

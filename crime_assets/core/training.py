@@ -20,9 +20,9 @@ import pandas as pd
 import xgboost as xgb
 
 from crime_assets.core.arrest_model import ArrestModel, Geography
-from crime_assets.core.features import (
-    CATEGORICAL_FEATURES, FEATURE_NAMES, HistoryTables, ReportClock,
-)
+from crime_assets.core.feature_history import HistoryTables
+from crime_assets.core.features import CATEGORICAL_FEATURES, FEATURE_NAMES
+from crime_assets.core.report_clock import ReportClock
 from crime_assets.core.metrics import (
     auc_by_group, best_mcc_threshold, calibration_table, classification_metrics,
 )

@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import dagster as dg
 
-from crime_assets.core.features import HISTORY_MONTHS, history_months
+from crime_assets.core.feature_history import HISTORY_MONTHS, history_months
 from crime_assets.defs.enrichment.assets import incidents_enriched
 from crime_assets.defs.hotspots.assets import HotspotsConfig, h3_monthly_stats, hotspots
 from crime_assets.defs.jobs import NEEDS_A_CHAMPION

@@ -17,8 +17,9 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from crime_assets.core.feature_history import HISTORY_MONTHS
 from crime_assets.core.features import (
-    ARREST_FEATURES, FEATURES_TABLE, FEATURES_VERSION, HISTORY_MONTHS, write_arrest_features,
+    ARREST_FEATURES, FEATURES_TABLE, FEATURES_VERSION, write_arrest_features,
 )
 from crime_assets.core.schema import Column, create_table_sql
 from crime_assets.core.sql import transaction
@@ -126,7 +127,8 @@ def _available_months(con) -> list[str]:
 
 def _training_inputs(con, plan):
     """Everything a training run reads from the warehouse, read at once (the lock is released before fitting)."""
-    from crime_assets.core.features import fit_history, history_months, incident_rows, read_features, report_clock
+    from crime_assets.core.feature_history import fit_history, history_months
+    from crime_assets.core.features import incident_rows, read_features, report_clock
 
     history = history_months(plan.validation[0])  # the 12 months up to the end of training
     return {

@@ -1,8 +1,8 @@
--- The window's geolocated incidents and arrests per month (month_id), day and r10 cell (as UBIGINT bits); coarser
+-- The window's geolocated incidents and arrests per month, day and r10 cell (as UBIGINT bits); coarser
 -- resolutions are added from these rows (h3_stats.add_parent_rows), as the r10 cell's parents.
 CREATE OR REPLACE TEMP TABLE h3_daily_rows AS
 SELECT
-    month_id(month) AS month,
+    month,
     10 AS resolution,
     h3_bits(h3_r10) AS cell,
     occurred_at::DATE AS day,

@@ -4,7 +4,7 @@ CREATE OR REPLACE TEMP MACRO h3_bits(cell) AS ('0x' || cell)::UBIGINT;
 CREATE OR REPLACE TEMP MACRO h3_hex(bits) AS lower(hex(bits));
 -- Months as SMALLINT (year * 12 + month - 1) while counting: grouping on them is cheaper than on 'YYYY-MM'.
 CREATE OR REPLACE TEMP MACRO month_id(month) AS (substr(month, 1, 4)::INTEGER * 12 + substr(month, 6, 2)::INTEGER - 1)::SMALLINT;
-CREATE OR REPLACE TEMP MACRO month_key(id) AS printf('%04d-%02d', id // 12, id % 12 + 1);
+CREATE OR REPLACE TEMP MACRO month_key(id) AS strftime(make_date(id // 12, id % 12 + 1, 1), '%Y-%m');
 -- The parent at resolution res (< the cell's), as h3.cell_to_parent and h3cells.parent_cells compute it:
 -- the resolution sits in bits 52-55 and the 3-bit digits below res are all ones (7).
 CREATE OR REPLACE TEMP MACRO h3_parent_bits(bits, res) AS

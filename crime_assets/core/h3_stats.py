@@ -286,8 +286,7 @@ def build_daily_counts(con: duckdb.DuckDBPyConnection, window: MonthWindow) -> D
         con.execute(sql("h3_daily_rows"), _bounds(window))
         add_parent_rows(con, "h3_daily_rows", ("day",), ("incidents", "arrests"))
         replace_window(con, DAILY_COUNTS_TABLE, H3_DAILY_COUNTS,
-                       "SELECT month_key(month) AS month, day, resolution, h3_hex(cell) AS h3_cell, incidents, arrests"
-                       " FROM h3_daily_rows",
+                       "SELECT month, day, resolution, h3_hex(cell) AS h3_cell, incidents, arrests FROM h3_daily_rows",
                        window)
     finally:
         con.execute("DROP TABLE IF EXISTS h3_daily_rows")

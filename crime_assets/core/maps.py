@@ -58,16 +58,10 @@ class MonthMaps:
     arrest_rate: Path
 
 
-def hexagons(cells: list[str], cache: dict[str, np.ndarray] | None = None) -> np.ndarray | list[np.ndarray]:
+def hexagons(cells: list[str]) -> np.ndarray | list[np.ndarray]:
     """Each cell's boundary as (lon, lat) vertices: one (cells, 6, 2) array when all are hexagons (matplotlib
-    builds those paths much faster), a list of arrays when a pentagon is among them. ``cache`` keeps
-    boundaries between calls (a backfill draws the same cells month after month)."""
-    cache = {} if cache is None else cache
-    polygons = []
-    for cell in cells:
-        if cell not in cache:
-            cache[cell] = np.asarray(h3.cell_to_boundary(cell))[:, ::-1]
-        polygons.append(cache[cell])
+    builds those paths much faster), a list of arrays when a pentagon is among them."""
+    polygons = [np.asarray(h3.cell_to_boundary(cell))[:, ::-1] for cell in cells]
     return np.stack(polygons) if polygons and all(len(p) == 6 for p in polygons) else polygons
 
 
@@ -321,7 +315,6 @@ class HotspotMapRenderer:
         self.resolution = resolution
         self.max_outlined = max_outlined
         self.breaks = incident_breaks(max_incidents)
-        self._boundaries: dict[str, np.ndarray] = {}
         self._paths: dict[str, MplPath] = {}
         self._rasterised: dict[str, int] = {}  # cell -> its position among the rasterised paths
         self._raster = _CellRaster(0, _NO_PIXELS, np.zeros((0, 0), np.intp), np.zeros(0, np.intp),
@@ -400,7 +393,7 @@ class HotspotMapRenderer:
         """Each cell's hexagon as a closed path, kept for the outlines and for rasterising again when a month
         brings new cells."""
         missing = [cell for cell in cells if cell not in self._paths]
-        for cell, boundary in zip(missing, hexagons(missing, self._boundaries)):
+        for cell, boundary in zip(missing, hexagons(missing)):
             self._paths[cell] = MplPath(np.vstack([boundary, boundary[:1]]), closed=True)
         return [self._paths[cell] for cell in cells]
 

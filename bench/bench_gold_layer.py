@@ -7,7 +7,8 @@ Each repetition runs in a fresh process with a fresh data dir, from the shipped 
 incidents_enriched, then, in the same process, one ranged run of the gold assets (h3_monthly_stats,
 h3_daily_counts, h3_cell_labels, hotspots with its 48 maps), then a single-month gold run (2016-12) as
 a monthly schedule would do it. Wall seconds of each run and of each step; medians are printed.
-Target (issue 3): the gold layer adds at most 50% to the run time of raw + enriched.
+Target (issue 3): the gold layer adds at most 50% to the run time of raw + enriched. The floor line
+divides the gold layer's CPU seconds by the cores: the wall time it could reach with every core busy.
 """
 
 from __future__ import annotations
@@ -98,6 +99,11 @@ def main() -> None:
     cpu_foundation, cpu_gold = med(r["foundation_cpu_s"] for r in reps), med(r["gold_cpu_s"] for r in reps)
     print(f"process CPU seconds (all threads; steadier than wall on a shared machine): raw + enriched "
           f"{cpu_foundation:.2f}, gold {cpu_gold:.2f} = {cpu_gold / cpu_foundation:.0%}")
+    # No schedule of the gold layer's work on these cores can finish faster than its CPU seconds spread
+    # evenly over all of them: below this floor only less work helps, not more overlap.
+    floor = cpu_gold / os.cpu_count()
+    print(f"gold layer's floor on {os.cpu_count()} cores (CPU seconds / cores, every core busy throughout): "
+          f"{floor:.2f} s = {floor / foundation:.0%} of raw + enriched")
     print("per repetition, wall raw+enriched / gold (load average): "
           + ", ".join(f"{r['foundation_s']:.2f} / {r['gold_s']:.2f} ({r['load']:.1f})" for r in reps))
     print(f"peak RSS {max(r['peak_rss_mb'] for r in reps):,.0f} MB")

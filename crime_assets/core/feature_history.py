@@ -8,7 +8,7 @@ of rows (what ``write_arrest_features`` uses).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import duckdb
@@ -114,7 +114,7 @@ class HistoryTables:
     """Incidents and arrests per key over a run of earlier months: what the history features look up."""
 
     months: tuple[str, ...]
-    tables: dict[str, pd.DataFrame]  # name -> key columns + incidents + arrests
+    tables: Mapping[str, pd.DataFrame]  # name -> key columns + incidents + arrests
     _vocab: dict[str, pd.Index] = field(default_factory=dict, repr=False)
     _compiled: dict[str, _Table] = field(default_factory=dict, repr=False)
 
@@ -254,17 +254,36 @@ class HistoryRun:
         cell, which lookups ignore, are left out)."""
         months = tuple(m for m in self.months if first <= m <= last)
         lo, hi = (self.months.index(months[0]), self.months.index(months[-1]) + 1) if months else (0, 0)
-        tables, compiled = {}, {}
+        compiled = {}
         for name, table in self._tables.items():
             rows = slice(table.starts[lo], table.starts[hi])
             incidents = np.bincount(table.at[rows], minlength=len(table.keys)).astype(np.float64)
             arrests = np.bincount(table.at[rows], table.arrested[rows], minlength=len(table.keys))
             compiled[name] = _Table(table.keys, incidents, arrests)  # keys without rows here count 0
-            seen = incidents > 0
-            tables[name] = pd.DataFrame({**{k: values[seen] for k, values in table.key_rows.items()},
-                                         "incidents": incidents[seen].astype(np.int64),
-                                         "arrests": arrests[seen].astype(np.int64)}, copy=False)
-        return HistoryTables(months, tables, dict(self._vocab), compiled)
+        return HistoryTables(months, _SpanTables(self._tables, compiled), dict(self._vocab), compiled)
+
+
+class _SpanTables(Mapping):
+    """A span's tables as DataFrames of the keys it counted, each built on first use: lookups read the
+    compiled counts, so ``write_arrest_features`` never needs the frames (only the type totals)."""
+
+    def __init__(self, tables: dict[str, _MonthlyTable], compiled: dict[str, _Table]) -> None:
+        self._tables, self._compiled, self._frames = tables, compiled, {}
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        if name not in self._frames:
+            key_rows, counted = self._tables[name].key_rows, self._compiled[name]
+            seen = counted.incidents > 0
+            self._frames[name] = pd.DataFrame({**{k: values[seen] for k, values in key_rows.items()},
+                                               "incidents": counted.incidents[seen].astype(np.int64),
+                                               "arrests": counted.arrests[seen].astype(np.int64)}, copy=False)
+        return self._frames[name]
+
+    def __iter__(self):
+        return iter(self._tables)
+
+    def __len__(self) -> int:
+        return len(self._tables)
 
 
 def _present(column: str, values: object) -> pd.Index:

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import duckdb
@@ -82,12 +83,10 @@ def count_events_and_time_one() -> dict:
     warnings.filterwarnings("ignore")
     import dagster as dg
 
-    counts: dict[str, int] = {}
     with dg.DagsterInstance.get() as instance:
-        for record in instance.get_run_records():
-            for entry in instance.all_logs(record.dagster_run.run_id):
-                kind = entry.dagster_event.event_type_value if entry.dagster_event else "log"
-                counts[kind] = counts.get(kind, 0) + 1
+        counts = Counter(entry.dagster_event.event_type_value if entry.dagster_event else "log"
+                         for record in instance.get_run_records()
+                         for entry in instance.all_logs(record.dagster_run.run_id))
     costs = []
     with tempfile.TemporaryDirectory() as scratch:
         shutil.copy(Path(os.environ["DAGSTER_HOME"]) / "dagster.yaml", scratch)
@@ -104,8 +103,8 @@ def count_events_and_time_one() -> dict:
 
 def event_figures(home: Path) -> dict:
     """count_events_and_time_one() in a fresh process, for the instance of ``home``."""
-    out = subprocess.run([sys.executable, __file__, "--count-events"], cwd=home, env=os.environ | {"DAGSTER_HOME": str(home)},
-                         check=True, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, __file__, "--count-events"], cwd=home,
+                         env=os.environ | {"DAGSTER_HOME": str(home)}, check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import calendar
+import os
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 import duckdb
+import pandas as pd
+import pytest
 
 from crime_assets.definitions import build_defs
 from crime_assets.settings import Settings
@@ -13,6 +19,34 @@ from crime_assets.settings import Settings
 REPO = Path(__file__).resolve().parents[1]
 SHARED_CHICAGO = REPO.parent / "shared" / "data" / "chicago"
 SAMPLE = REPO / "crime_assets" / "sample_data"
+
+# The clock of every test that needs "now" (the newest partition, the sensors' watched months, freshness):
+# a fixed moment, so that no test depends on the date it runs. Its last complete month is NEWEST.
+CLOCK = datetime(2026, 11, 21, 10, 0, tzinfo=ZoneInfo("America/Chicago"))
+NEWEST = "2026-10"
+
+
+def at_clock(moment: datetime = CLOCK):
+    """Partitions (the newest month, the months a sensor watches) as they are at ``moment``."""
+    return dg.partition_loading_context(effective_dt=moment)
+
+
+def require(what: str, found: object, how: str) -> None:
+    """Fail in CI, skip on a workstation, with a message that says what is missing and how to get it."""
+    if found:
+        return
+    message = f"{what} not installed: {how}"
+    if os.environ.get("CI"):
+        pytest.fail(message + " (CI is set, so this is a failure, not a skip)")
+    pytest.skip(message)
+
+
+def shared_file(name: str) -> Path:
+    """A file of ../shared/data/chicago (the real files beside the repository); CI has them, so there a
+    missing file fails the test instead of skipping it."""
+    path = SHARED_CHICAGO / name
+    require(f"../shared/data/chicago/{name}", path.exists(), "the tests that compare with ../shared need it beside the repository")
+    return path
 
 
 def settings_for(data_dir: Path, **env: str) -> Settings:
@@ -44,3 +78,30 @@ def materialize_months(
 def query(settings: Settings, sql: str, params=None) -> list[tuple]:
     with duckdb.connect(str(settings.data_dir / "warehouse.duckdb"), read_only=True) as con:
         return con.execute(sql, params or {}).fetchall()
+
+
+# -- real rows ---------------------------------------------------------------------------------------
+
+
+def sample_rows(month: str, limit: int | None = None) -> pd.DataFrame:
+    """Real export rows of one month of the shipped sample (text, Title Case headers), the first ``limit`` by id."""
+    year, mm = month.split("-")
+    frame = duckdb.sql(f"""SELECT * FROM read_csv('{SAMPLE / f"crimes_{year}.csv.zst"}', all_varchar=true, header=true)
+                           WHERE "Date" LIKE '{mm}/%' ORDER BY CAST("ID" AS BIGINT)""").df()
+    return frame.head(limit) if limit else frame
+
+
+def redated(frame: pd.DataFrame, month: str) -> pd.DataFrame:
+    """The same real incidents moved to ``month`` (same time of day), e.g. 2016-10 rows as 2026-10. A day the
+    target month lacks (31 October into November) becomes its last day, so every date stays valid."""
+    year, mm = int(month[:4]), int(month[5:])
+    last_day = calendar.monthrange(year, mm)[1]
+    moved = frame.copy()
+    moved["Date"] = [f"{mm:02d}/{min(int(d[3:5]), last_day):02d}/{year:04d}{d[10:]}" for d in moved["Date"]]
+    return moved
+
+
+def write_export(path: Path, frame: pd.DataFrame) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False)
+    return path

@@ -27,23 +27,13 @@ from pathlib import Path
 import pytest
 import requests
 
-from crime_assets_tests.helpers import REPO
+from crime_assets_tests.helpers import REPO, require
 
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     # Without these Chromium keeps dialling Google's hosts, which this closed network refuses.
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
-
-
-def require(what: str, found: object, how: str) -> None:
-    """Fail in CI, skip on a workstation, with a message that says what is missing and how to get it."""
-    if found:
-        return
-    message = f"{what} not installed: {how}"
-    if os.environ.get("CI"):
-        pytest.fail(message + " (CI is set, so this is a failure, not a skip)")
-    pytest.skip(message)
 
 
 def free_port() -> int:

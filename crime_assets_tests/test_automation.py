@@ -1,18 +1,17 @@
 """Automation: change detection, the new-data sensor, the monthly schedule and the downstream conditions.
 
 Real Dagster instances, real DuckDB files, the fake Socrata server on loopback. Months: partitions end at
-the last complete month, so on the test machine's clock 2026-10 is the newest month; 2016 months are old.
+the last complete month; the sensors and conditions are evaluated at the tests' own clock (helpers.CLOCK,
+2026-11-21), where 2026-10 is the newest month and 2016 months are old, whatever today's date.
 """
 
 from __future__ import annotations
 
 import os
 from datetime import datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import dagster as dg
-import duckdb
 import pandas as pd
 import pytest
 
@@ -26,10 +25,11 @@ from crime_assets.defs.jobs import NEEDS_A_CHAMPION
 from crime_assets.defs.resources import CrimeSource, QualityGates
 from crime_assets.settings import Settings
 from crime_assets_tests.fake_socrata import FakeSocrata, export_rows_to_api_records
-from crime_assets_tests.helpers import SAMPLE, materialize_months, query, settings_for
+from crime_assets_tests.helpers import (
+    CLOCK, NEWEST, at_clock, materialize_months, query, redated, sample_rows, settings_for, write_export,
+)
 
 INCIDENTS = "ijzp-q8t2"
-NEWEST = watched_months(1)[0]  # the last complete month: 2026-10 on 2026-11-21
 
 
 def monthly_downstream_of_raw() -> list[str]:
@@ -42,32 +42,6 @@ def monthly_downstream_of_raw() -> list[str]:
 
 
 DOWNSTREAM = monthly_downstream_of_raw()
-
-
-# -- real rows -------------------------------------------------------------------------------------
-
-
-def sample_rows(month: str, limit: int | None = None) -> pd.DataFrame:
-    """Real 2016 export rows of one month (text, Title Case headers), the first ``limit`` by id."""
-    year, mm = month.split("-")
-    assert year == "2016"
-    frame = duckdb.sql(f"""SELECT * FROM read_csv('{SAMPLE / "crimes_2016.csv.zst"}', all_varchar=true, header=true)
-                           WHERE "Date" LIKE '{mm}/%' ORDER BY CAST("ID" AS BIGINT)""").df()
-    return frame.head(limit) if limit else frame
-
-
-def redated(frame: pd.DataFrame, month: str) -> pd.DataFrame:
-    """The same real incidents moved to ``month`` (same day and time), e.g. 2016-10 rows as 2026-10."""
-    year, mm = month.split("-")
-    moved = frame.copy()
-    moved["Date"] = [f"{mm}/{d[3:6]}{year}{d[10:]}" for d in moved["Date"]]
-    return moved
-
-
-def write_export(path: Path, frame: pd.DataFrame) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(path, index=False)
-    return path
 
 
 # -- change detection (plain functions) ---------------------------------------------------------------
@@ -146,7 +120,8 @@ class SensorHarness:
         context = dg.build_sensor_context(instance=self.instance, definitions=self.defs,
                                           resources=dict(self.defs.resources),  # as the code server does
                                           cursor=self.cursor if cursor is ... else cursor)
-        result = self.sensor.evaluate_tick(context)
+        with at_clock():
+            result = self.sensor.evaluate_tick(context)
         if advance:
             self.cursor = result.cursor
         return list(result.run_requests or [])
@@ -234,7 +209,8 @@ def test_new_data_sensor_watches_export_files(tmp_path):
 
 def test_default_lookback_watches_the_last_24_complete_months(tmp_path):
     defs = build_defs(settings_for(tmp_path))
-    months = watched_months(settings_for(tmp_path).automation.sensor_lookback_months)
+    with at_clock():
+        months = watched_months(settings_for(tmp_path).automation.sensor_lookback_months)
     assert len(months) == 24 and months[-1] == NEWEST
     sensor = defs.resolve_sensor_def("new_data_sensor")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING and sensor.minimum_interval_seconds == 3600
@@ -314,7 +290,7 @@ def requested(result) -> dict[str, list[str]]:
 
 
 def evaluate(defs, instance, previous=None):
-    return dg.evaluate_automation_conditions(defs=defs, instance=instance,
+    return dg.evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=CLOCK,
                                              cursor=previous.cursor if previous else None)
 
 
@@ -377,8 +353,9 @@ def test_the_automation_sensor_turns_a_ranged_backfill_into_one_backfill_of_the_
     sensor = defs.resolve_sensor_def("downstream_automation_sensor")
 
     def tick(cursor=None):
-        return sensor.evaluate_tick(dg.build_sensor_context(
-            instance=instance, definitions=defs, resources=dict(defs.resources), cursor=cursor))
+        with at_clock():
+            return sensor.evaluate_tick(dg.build_sensor_context(
+                instance=instance, definitions=defs, resources=dict(defs.resources), cursor=cursor))
 
     first = tick()
     assert not first.run_requests

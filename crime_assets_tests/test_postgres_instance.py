@@ -13,21 +13,20 @@ import subprocess
 from collections import Counter
 
 import dagster as dg
+import pandas as pd
 # Registers TickData and InstigatorState with Dagster's deserialiser (the tables hold them serialised).
 from dagster._core.scheduler.instigation import InstigatorState, TickData
 
 from crime_assets.definitions import defs
-from crime_assets.defs.automation.sensors import watched_months
-from crime_assets_tests.helpers import REPO, SAMPLE
+from crime_assets_tests.helpers import REPO, sample_rows, write_export
 from crime_assets_tests.servers import (
     dagster_bin, dagster_env, dagster_services, fresh_dagster_home, postgres_server,
 )
-from crime_assets_tests.test_automation import redated, sample_rows, write_export
 
 PROD_CONFIG = REPO / "deploy" / "dagster.prod.yaml"
 ASSETS = ["police_stations", "raw_incidents", "incidents_enriched"]
 MONTHS = ["2016-01", "2016-02"]
-NEWEST = watched_months(1)[0]  # the last complete month, which new_data_sensor watches
+NEW_MONTH = "2015-10"  # published while the daemon runs: a past month, so the test holds on any date
 WAIT_S = 150
 DONE = ("SUCCESS", "FAILURE", "CANCELED")
 
@@ -73,15 +72,16 @@ def test_ranged_run_and_sensor_ticks_land_in_postgres(tmp_path, monkeypatch):
     sensors = running_sensors()
     assert "new_data_sensor" in sensors, f"defs runs no new_data_sensor by default: {sensors}"
     events = dg.DagsterEventType
-    # The export source: the shipped 2016 file, and 400 real incidents moved to the newest month.
+    # The export source: the real incidents of the two months the CLI loads, and 400 real ones of a month
+    # the CLI does not load, which new_data_sensor (watching every month) finds new.
     exports = tmp_path / "exports"
-    exports.mkdir()
-    (exports / "crimes_2016.csv.zst").symlink_to(SAMPLE / "crimes_2016.csv.zst")
-    write_export(exports / f"crimes_{NEWEST}.csv", redated(sample_rows("2016-10", 400), NEWEST))
+    write_export(exports / "crimes_2016_jan_feb.csv", pd.concat([sample_rows(m) for m in MONTHS]))
+    write_export(exports / f"crimes_{NEW_MONTH}.csv", sample_rows(NEW_MONTH, 400))
 
     with postgres_server() as pg:
         home = fresh_dagster_home(tmp_path, PROD_CONFIG)
-        env = dagster_env(home, tmp_path / "data", pg.dagster_env() | {"CRIME_EXPORT_PATH": str(exports)})
+        env = dagster_env(home, tmp_path / "data", pg.dagster_env() | {
+            "CRIME_EXPORT_PATH": str(exports), "CRIME_SENSOR_LOOKBACK_MONTHS": "all"})
         # Secrets only in the environment: the file that configures the instance names the variables.
         assert pg.password not in (home / "dagster.yaml").read_text()
 
@@ -143,13 +143,13 @@ def test_ranged_run_and_sensor_ticks_land_in_postgres(tmp_path, monkeypatch):
         # The sensor's run: requested with a run key, queued, dequeued and launched by the daemon, succeeded,
         # its month materialised and checked.
         tags = dict(rows(pg, "SELECT key, value FROM run_tags WHERE run_id = %s", (sensor_run,)))
-        assert tags["dagster/sensor_name"] == "new_data_sensor" and tags["dagster/partition"] == NEWEST, tags
-        assert tags["dagster/run_key"].startswith(f"raw_incidents:{NEWEST}:"), tags
+        assert tags["dagster/sensor_name"] == "new_data_sensor" and tags["dagster/partition"] == NEW_MONTH, tags
+        assert tags["dagster/run_key"].startswith(f"raw_incidents:{NEW_MONTH}:"), tags
         counts = event_counts(pg, sensor_run)
         assert sensor_run_status == "SUCCESS", counts
         assert counts[events.RUN_ENQUEUED.value] == 1 and counts[events.RUN_STARTING.value] == 1, counts
         assert rows(pg, """SELECT partition FROM event_logs WHERE run_id = %s
-                           AND dagster_event_type = 'ASSET_MATERIALIZATION'""", (sensor_run,)) == [(NEWEST,)]
+                           AND dagster_event_type = 'ASSET_MATERIALIZATION'""", (sensor_run,)) == [(NEW_MONTH,)]
         sensor_checks = latest_check_status(pg, sensor_run)
         assert {sensor_checks.get(("raw_incidents", c)) for c in in_step_checks("raw_incidents")} == {"SUCCEEDED"}, \
             sensor_checks
@@ -160,7 +160,7 @@ def test_ranged_run_and_sensor_ticks_land_in_postgres(tmp_path, monkeypatch):
             dg.deserialize_value(body, InstigatorState) for (body,) in
             rows(pg, "SELECT instigator_body FROM instigators WHERE instigator_type = 'SENSOR'"))}
         assert set(sensors) <= set(stored)
-        assert NEWEST in (stored["new_data_sensor"].instigator_data.cursor or "")
+        assert NEW_MONTH in (stored["new_data_sensor"].instigator_data.cursor or "")
 
         # The pool that serialises DuckDB writers lives in PostgreSQL too, with its limit of one.
         assert ("duckdb_warehouse", 1) in rows(pg, 'SELECT concurrency_key, "limit" FROM concurrency_limits')

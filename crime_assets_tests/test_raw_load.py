@@ -14,7 +14,7 @@ from crime_assets.core.raw_load import load_raw_incidents, load_raw_incidents_in
 from crime_assets.core.schema import RAW_INCIDENTS, create_table_sql
 from crime_assets.core.sources import ExportSource, FetchedRecords, records_to_frame, resolve_export_files
 from crime_assets_tests.fake_socrata import export_rows_to_api_records
-from crime_assets_tests.helpers import SAMPLE, SHARED_CHICAGO
+from crime_assets_tests.helpers import SAMPLE, shared_file
 
 MARCH = MonthWindow.from_keys("2016-03")
 COMPARED = ["id", "case_number", "occurred_at", "block", "iucr", "primary_type", "description",
@@ -116,9 +116,7 @@ def test_reloading_replaces_the_months_rows_and_a_failure_keeps_the_previous_one
 
 
 def test_an_api_file_without_ids_is_quarantined_whole():
-    sample = SHARED_CHICAGO / "api_sample_2012-01.csv.gz"
-    if not sample.exists():
-        pytest.skip("../shared not present")
+    sample = shared_file("api_sample_2012-01.csv.gz")
     frame = duckdb.sql(f"SELECT * FROM read_csv('{sample}', all_varchar=true, header=true) "
                        "WHERE date LIKE '2012-01%'").df()
     staged = FetchedRecords(records_to_frame(frame.to_dict("records"), "2012-01", "api-sample"), "api-sample")
@@ -127,18 +125,16 @@ def test_an_api_file_without_ids_is_quarantined_whole():
 
 
 def test_a_folder_keeps_only_crime_exports():
-    if not SHARED_CHICAGO.exists():
-        pytest.skip("../shared not present")
-    assert [p.name for p in resolve_export_files(SHARED_CHICAGO)] == ["crimes_2015.csv.gz", "crimes_2016.csv.gz"]
+    # The shipped folder also holds police_stations.csv, which is no crime export.
+    assert [p.name for p in resolve_export_files(SAMPLE)] == ["crimes_2015.csv.zst", "crimes_2016.csv.zst"]
     with pytest.raises(FileNotFoundError, match="CRIME_EXPORT_PATH .*nope"):
-        resolve_export_files(SHARED_CHICAGO / "nope*.csv")
+        resolve_export_files(SAMPLE / "nope*.csv")
     with pytest.raises(FileNotFoundError, match="CRIME_EXPORT_PATH .*is not a file"):
         resolve_export_files("/nonexistent/file.csv")
 
 
-@pytest.mark.skipif(not (SHARED_CHICAGO / "crimes_2016.csv.gz").exists(), reason="../shared not present")
 def test_the_real_2016_export_loads_whole():
-    con, loaded = load(ExportSource(str(SHARED_CHICAGO / "crimes_2016.csv.gz")).collect(MonthWindow.from_keys("2016-01", "2016-12")),
+    con, loaded = load(ExportSource(str(SAMPLE / "crimes_2016.csv.zst")).collect(MonthWindow.from_keys("2016-01", "2016-12")),
                        MonthWindow.from_keys("2016-01", "2016-12"))
     assert loaded.rows == 268_813 and loaded.quarantined == 0
     assert [m.rows for m in loaded.months][:3] == [20_583, 18_680, 21_986]

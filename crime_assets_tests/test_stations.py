@@ -3,7 +3,7 @@ import pytest
 
 from crime_assets.core.stations import read_stations_csv, stations_from_records
 from crime_assets_tests.fake_socrata import export_rows_to_api_records
-from crime_assets_tests.helpers import SAMPLE, SHARED_CHICAGO
+from crime_assets_tests.helpers import SAMPLE, shared_file
 
 SNAPSHOT = SAMPLE / "police_stations.csv"
 
@@ -25,9 +25,8 @@ def test_api_records_give_the_same_table():
     assert from_api.equals(read_stations_csv(SNAPSHOT))
 
 
-@pytest.mark.skipif(not (SHARED_CHICAGO / "police_stations.csv").exists(), reason="../shared not present")
 def test_shipped_snapshot_is_the_shared_table():
-    assert read_stations_csv(SHARED_CHICAGO / "police_stations.csv").equals(read_stations_csv(SNAPSHOT))
+    assert read_stations_csv(shared_file("police_stations.csv")).equals(read_stations_csv(SNAPSHOT))
 
 
 def test_a_table_without_coordinates_is_refused_by_name():

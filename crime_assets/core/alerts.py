@@ -1,16 +1,12 @@
-"""Alerts about failed quality gates and failed runs: the record, its text, where it goes, and a ledger.
+"""Alerts about failed quality gates and failed runs: the record, its text, where it goes.
 
 Plain Python, no Dagster: the sensor in ``crime_assets.defs.alerts`` turns events into ``Alert``
-records and hands them to an ``Outbox``; the outbox delivers each alert to each destination once.
-
-The outbox is a small SQLite file in the data directory. An alert is stored (keyed by its id) before
-anything is sent, and every (alert, destination) pair is marked delivered only after the destination
-accepted it, so a destination that is down is retried on later ticks, an alert that is enqueued twice
-is stored once, and nothing already delivered is sent again, across restarts.
+records and hands them to ``deliver``, which sends each alert to each destination that has not
+accepted it yet.
 
 Secrets (the webhook URL, the SMTP password) live in the destination objects only. Error reasons
-recorded in the ledger or logged are built from an exception's class name and a status code, never
-from its message, which for HTTP libraries contains the URL.
+reported or logged are built from an exception's class name and a status code, never from its
+message, which for HTTP libraries contains the URL.
 """
 
 from __future__ import annotations
@@ -23,8 +19,8 @@ import smtplib
 import sqlite3
 import ssl
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from email.message import EmailMessage
@@ -70,12 +66,6 @@ class Alert:
         record = asdict(self)
         record["occurred_at"] = datetime.fromtimestamp(self.occurred_at, timezone.utc).isoformat(timespec="seconds")
         return record
-
-    @classmethod
-    def from_record(cls, record: Mapping) -> Alert:
-        values = dict(record)
-        values["occurred_at"] = datetime.fromisoformat(values["occurred_at"]).timestamp()
-        return cls(**values)
 
     def redacted(self, secrets: Iterable[str]) -> Alert:
         """The same alert with every secret value blanked out of its texts (defence in depth)."""
@@ -232,12 +222,6 @@ class LogDestination:
     path: Path
     name: str = "log"
 
-    def contains(self, alert_id: str) -> bool:
-        if not self.path.exists():
-            return False
-        with self.path.open(encoding="utf-8") as log:
-            return any(json.loads(line).get("id") == alert_id for line in log if line.strip())
-
     @contextmanager
     def session(self) -> Iterator[Send]:
         try:
@@ -256,187 +240,61 @@ class LogDestination:
             yield send
 
 
-# -- the outbox ------------------------------------------------------------------------------
+# -- delivery --------------------------------------------------------------------------------
 
 @dataclass
 class DeliveryReport:
     delivered: dict[str, int] = field(default_factory=dict)
-    failed: dict[str, str] = field(default_factory=dict)      # destination -> reason (safe)
-    pending: int = 0                                          # (alert, destination) pairs still to deliver
+    failed: dict[str, str] = field(default_factory=dict)                # destination -> reason (safe)
+    pending: list[tuple[Alert, str]] = field(default_factory=list)      # (alert, destination) still owed
 
     def summary(self) -> str:
         sent = ", ".join(f"{n} to {d}" for d, n in sorted(self.delivered.items())) or "nothing"
         text = f"delivered {sent}"
         if self.failed:
             text += "; failed: " + ", ".join(f"{d} ({r})" for d, r in sorted(self.failed.items()))
-        return text + f"; {self.pending} pending"
+        return text + f"; {len(self.pending)} pending"
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS alerts (
-    id          TEXT PRIMARY KEY,
-    enqueued_at REAL NOT NULL,
-    record      TEXT NOT NULL              -- Alert.to_record() as JSON
-);
-CREATE TABLE IF NOT EXISTS deliveries (
-    alert_id     TEXT NOT NULL REFERENCES alerts (id),
-    destination  TEXT NOT NULL,            -- webhook | email | log: names only, never addresses
-    delivered_at REAL,
-    attempts     INTEGER NOT NULL DEFAULT 0,
-    last_error   TEXT,
-    claimed_at   REAL,                     -- set while a process is delivering it
-    PRIMARY KEY (alert_id, destination)
-);
-"""
+def deliver(alerts: Iterable[Alert], destinations: Sequence[Destination], ledger: Path) -> DeliveryReport:
+    """Sends each alert (by id, the first of its id) to every destination that has not accepted it yet.
 
+    ``ledger`` is a SQLite file with one row per accepted (alert id, destination), written as soon as
+    the destination accepted it: re-reading an alert (a retried run, a tick re-evaluated from an old
+    cursor, a lost cursor) sends it nowhere twice. A process that dies between a send and its row sends
+    that one alert again (an e-mail then carries the same Message-ID).
 
-class Outbox:
-    """The durable ledger of alerts and their deliveries (``<data_dir>/alerts/outbox.sqlite``)."""
-
-    def __init__(self, path: Path, claim_timeout_s: float = 600.0) -> None:
-        self.path = Path(path)
-        # A claim older than this belongs to a process that died mid-delivery; the pair is retried.
-        self.claim_timeout_s = claim_timeout_s
-
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        try:
-            con.execute("PRAGMA journal_mode = WAL")
-            con.executescript(_SCHEMA)
-            yield con
-        finally:
-            con.close()
-
-    def enqueue(self, alerts: Iterable[Alert], destinations: Sequence[str]) -> int:
-        """Stores alerts not seen before, each owed to ``destinations``; returns how many were new.
-
-        Idempotent: an alert id already in the outbox is left as it is, so re-reading events after a
-        lost cursor sends nothing twice. Destinations are fixed at enqueue time: configuring e-mail
-        later does not mail out the history.
-        """
-        now, added = time.time(), 0
-        with self._connect() as con:
-            con.execute("BEGIN IMMEDIATE")
+    After a destination's first failure its remaining alerts wait for the next call: a webhook that
+    hangs costs one timeout per tick, not one per alert.
+    """
+    unique: dict[str, Alert] = {}
+    for alert in alerts:
+        unique.setdefault(alert.id, alert)
+    report = DeliveryReport()
+    ledger.parent.mkdir(parents=True, exist_ok=True)
+    with closing(sqlite3.connect(ledger, timeout=30, isolation_level=None)) as con:
+        con.execute("""CREATE TABLE IF NOT EXISTS delivered (alert_id TEXT, destination TEXT, delivered_at REAL,
+                       PRIMARY KEY (alert_id, destination))""")
+        for destination in destinations:
+            owed = [a for a in unique.values() if not con.execute(
+                "SELECT 1 FROM delivered WHERE alert_id = ? AND destination = ?", (a.id, destination.name)).fetchone()]
+            sent = 0
             try:
-                for alert in alerts:
-                    inserted = con.execute(
-                        "INSERT OR IGNORE INTO alerts (id, enqueued_at, record) VALUES (?, ?, ?)",
-                        (alert.id, now, json.dumps(alert.to_record(), sort_keys=True, default=str))).rowcount
-                    if inserted:
-                        added += 1
-                        con.executemany("INSERT OR IGNORE INTO deliveries (alert_id, destination) VALUES (?, ?)",
-                                        [(alert.id, d) for d in destinations])
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-        return added
-
-    def _claim(self, destinations: Sequence[str], now: float) -> list[tuple[Alert, str, bool]]:
-        """Marks every undelivered pair for these destinations as ours; (alert, destination, was_claimed)."""
-        marks = ",".join("?" * len(destinations))
-        with self._connect() as con:
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                rows = con.execute(f"""
-                    SELECT a.record, d.destination, d.claimed_at IS NOT NULL
-                    FROM deliveries d JOIN alerts a ON a.id = d.alert_id
-                    WHERE d.delivered_at IS NULL AND d.destination IN ({marks})
-                      AND (d.claimed_at IS NULL OR d.claimed_at < ?)
-                    ORDER BY a.enqueued_at, a.rowid""", (*destinations, now - self.claim_timeout_s)).fetchall()
-                claimed = [(Alert.from_record(json.loads(record)), destination, bool(stale))
-                           for record, destination, stale in rows]
-                con.executemany("UPDATE deliveries SET claimed_at = ? WHERE alert_id = ? AND destination = ?",
-                                [(now, a.id, d) for a, d, _ in claimed])
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-        return claimed
-
-    def _settle(self, alert_id: str, destination: str, error: str | None) -> None:
-        with self._connect() as con:
-            if error is None:
-                con.execute("""UPDATE deliveries SET delivered_at = ?, attempts = attempts + 1, claimed_at = NULL,
-                               last_error = NULL WHERE alert_id = ? AND destination = ?""",
-                            (time.time(), alert_id, destination))
-            else:
-                con.execute("""UPDATE deliveries SET attempts = attempts + 1, claimed_at = NULL, last_error = ?
-                               WHERE alert_id = ? AND destination = ?""", (error, alert_id, destination))
-
-    def _release(self, alert_id: str, destination: str) -> None:
-        with self._connect() as con:
-            con.execute("UPDATE deliveries SET claimed_at = NULL WHERE alert_id = ? AND destination = ?",
-                        (alert_id, destination))
-
-    def deliver(self, destinations: Sequence[Destination]) -> DeliveryReport:
-        """Tries every undelivered (alert, destination) pair once, oldest first.
-
-        After a destination's first failure in this call, its remaining alerts wait for the next call:
-        a webhook that hangs costs one timeout per tick, not one per alert.
-        """
-        report = DeliveryReport()
-        by_name = {d.name: d for d in destinations}
-        if by_name:
-            claimed = self._claim(list(by_name), time.time())
-            for name, destination in by_name.items():
-                mine = [(alert, stale) for alert, d, stale in claimed if d == name]
-                if mine:
-                    self._deliver_to(destination, mine, report)
-        report.pending = self.pending_count(list(by_name))
-        return report
-
-    def _deliver_to(self, destination: Destination, claimed: list[tuple[Alert, bool]], report: DeliveryReport) -> None:
-        done = 0
-        try:
-            with destination.session() as send:
-                for alert, stale in claimed:
-                    # A stale claim means a process died between sending and recording it; the log
-                    # can tell whether the line made it, other destinations get it again.
-                    if stale and isinstance(destination, LogDestination) and destination.contains(alert.id):
-                        self._settle(alert.id, destination.name, None)
-                        done += 1
-                        continue
-                    try:
-                        send(alert)
-                    except DeliveryError as error:
-                        self._settle(alert.id, destination.name, str(error))
-                        report.failed[destination.name] = str(error)
-                        done += 1
-                        break
-                    self._settle(alert.id, destination.name, None)
-                    report.delivered[destination.name] = report.delivered.get(destination.name, 0) + 1
-                    done += 1
-        except DeliveryError as error:  # could not open the session (connect, STARTTLS, login)
-            report.failed[destination.name] = str(error)
-            for alert, _ in claimed[done:done + 1]:
-                self._settle(alert.id, destination.name, str(error))
-                done += 1
-        except Exception as error:  # noqa: BLE001 - a bug in one destination must not stop the others
-            report.failed[destination.name] = _reason(error)
-            logger.error("alert destination %s raised %s", destination.name, _reason(error))
-        finally:
-            for alert, _ in claimed[done:]:
-                self._release(alert.id, destination.name)
-        if destination.name in report.failed:
-            logger.warning("alert delivery to %s failed: %s; retried on the next tick",
-                           destination.name, report.failed[destination.name])
-
-    def pending_count(self, destinations: Sequence[str] | None = None) -> int:
-        with self._connect() as con:
-            if destinations is None:
-                return con.execute("SELECT count(*) FROM deliveries WHERE delivered_at IS NULL").fetchone()[0]
-            if not destinations:
-                return 0
-            marks = ",".join("?" * len(destinations))
-            return con.execute(f"SELECT count(*) FROM deliveries WHERE delivered_at IS NULL AND destination IN ({marks})",
-                               tuple(destinations)).fetchone()[0]
-
-    def deliveries(self) -> list[dict]:
-        """Every (alert, destination) pair with its state, for tests and for a person debugging."""
-        with self._connect() as con:
-            con.row_factory = sqlite3.Row
-            return [dict(row) for row in con.execute(
-                "SELECT alert_id, destination, delivered_at, attempts, last_error FROM deliveries ORDER BY alert_id")]
+                if owed:
+                    with destination.session() as send:
+                        for alert in owed:
+                            send(alert)
+                            con.execute("INSERT INTO delivered VALUES (?, ?, ?)",
+                                        (alert.id, destination.name, time.time()))
+                            sent += 1
+            except DeliveryError as error:
+                report.failed[destination.name] = str(error)
+            except Exception as error:  # noqa: BLE001 - a bug in one destination must not stop the others
+                report.failed[destination.name] = _reason(error)
+                logger.error("alert destination %s raised %s", destination.name, _reason(error))
+            if sent:
+                report.delivered[destination.name] = sent
+            report.pending += [(alert, destination.name) for alert in owed[sent:]]
+    for name, reason in sorted(report.failed.items()):
+        logger.warning("alert delivery to %s failed: %s; retried on the next tick", name, reason)
+    return report

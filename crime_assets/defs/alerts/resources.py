@@ -1,4 +1,4 @@
-"""The alerts resource: where alerts go, which WARN checks alert, and the outbox in the data directory."""
+"""The alerts resource: where alerts go, which WARN checks alert, and the delivery ledger in the data directory."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import dagster as dg
 from pydantic import Field
 
 from crime_assets.core.alerts import (
-    ERROR, Destination, EmailDestination, LogDestination, Outbox, WebhookDestination,
+    ERROR, Destination, EmailDestination, LogDestination, WebhookDestination,
 )
 from crime_assets.settings import AlertSettings
 
@@ -21,7 +21,7 @@ class AlertDestinations(dg.ConfigurableResource):
     variables' names, never their values.
     """
 
-    data_dir: str = Field(description="CRIME_DATA_DIR: the alert log and the outbox live in <data_dir>/alerts")
+    data_dir: str = Field(description="CRIME_DATA_DIR: the alert log and the delivery ledger live in <data_dir>/alerts")
     ui_base_url: str = Field(default="http://localhost:3000", description="CRIME_UI_BASE_URL: alerts link into it")
     webhook_url: Optional[str] = Field(default=None, description="CRIME_ALERT_WEBHOOK_URL (secret)")
     smtp_host: Optional[str] = Field(default=None, description="CRIME_SMTP_HOST; unset: no e-mail")
@@ -45,8 +45,9 @@ class AlertDestinations(dg.ConfigurableResource):
     def log_path(self) -> Path:
         return self.folder / "alerts.jsonl"
 
-    def outbox(self) -> Outbox:
-        return Outbox(self.folder / "outbox.sqlite")
+    @property
+    def ledger_path(self) -> Path:
+        return self.folder / "delivered.sqlite"
 
     def destinations(self) -> list[Destination]:
         found: list[Destination] = [LogDestination(self.log_path)]

@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from sklearn import metrics as skm
+from sklearn.calibration import calibration_curve
 
 from crime_assets.core.metrics import (
-    auc_by_group, best_mcc_threshold, calibration_table, classification_metrics,
+    auc_by_group, best_mcc_threshold, calibration_figure, calibration_table, classification_metrics, pr_figure,
+    roc_figure,
 )
 from crime_assets.core.model_registry import PromotionFloors, promotion_decision
 from crime_assets.core.months import shift_month
@@ -48,6 +50,9 @@ def test_classification_metrics_match_sklearn(scored):
 def test_one_class_gives_nan_aucs_not_an_exception():
     m = classification_metrics(np.zeros(10, bool), np.linspace(0, 1, 10), 0.5)
     assert np.isnan(m["roc_auc"]) and m["fp"] == 5
+    assert best_mcc_threshold(np.zeros(10, bool), np.linspace(0, 1, 10)) == (0.5, 0.0)
+    with pytest.raises(ValueError, match="no rows"):
+        classification_metrics(np.zeros(0, bool), np.zeros(0), 0.5)
 
 
 def test_calibration_and_auc_by_group(scored):
@@ -55,10 +60,29 @@ def test_calibration_and_auc_by_group(scored):
     table = calibration_table(y, p, bins=10)
     assert table["rows"].sum() == y.size
     assert (table["lower"] < table["upper"]).all()
+    observed, predicted = calibration_curve(y, p, n_bins=10)  # the points the calibration picture draws
+    assert table["observed_rate"].to_numpy() == pytest.approx(observed)
+    assert table["mean_predicted"].to_numpy() == pytest.approx(predicted)
     groups = np.where(np.arange(y.size) % 2 == 0, "even", "odd")
     by_group = auc_by_group(y, p, groups)
     assert set(by_group["group"]) == {"even", "odd"}
     assert by_group["roc_auc"].between(0.5, 1).all()
+
+
+def test_pictures_name_each_curve_with_its_figure(scored):
+    import matplotlib.pyplot as plt
+
+    y, p = scored
+    curves = {"test": (y, p), "validation": (y[::2], p[::2])}
+    legend = [t.get_text() for t in roc_figure(curves).axes[0].get_legend().get_texts()]
+    assert legend[:2] == [f"test (AUC {skm.roc_auc_score(y, p):.3f})",
+                          f"validation (AUC {skm.roc_auc_score(y[::2], p[::2]):.3f})"]
+    legend = [t.get_text() for t in pr_figure(curves).axes[0].get_legend().get_texts()]
+    assert legend == [f"test (AP {skm.average_precision_score(y, p):.3f})",
+                      f"validation (AP {skm.average_precision_score(y[::2], p[::2]):.3f})"]
+    counts = [t.get_text() for t in calibration_figure(y, p).axes[0].texts]
+    assert counts == [str(n) for n in calibration_table(y, p)["rows"]]
+    assert plt.get_fignums() == []  # figures of their own: nothing left open in pyplot
 
 
 def test_promotion_needs_both_floors():

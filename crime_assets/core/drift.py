@@ -342,10 +342,9 @@ TREND_METRICS = ("drifted_share", "score_psi", "arrest_rate", "roc_auc", "mcc")
 
 def trend_figure(trend: pd.DataFrame):
     """A small line chart of the drift figures over the months."""
-    from crime_assets.core.metrics import _pyplot
+    from crime_assets.core.metrics import new_figure
 
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 3.2))
+    fig, ax = new_figure(7, 3.2)
     for metric in TREND_METRICS:
         if metric in trend:
             ax.plot(trend["month"], trend[metric], marker="o", ms=3, label=metric)
@@ -353,5 +352,4 @@ def trend_figure(trend: pd.DataFrame):
     ax.tick_params(axis="x", rotation=60, labelsize=7)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=len(TREND_METRICS), loc="upper left")
-    fig.tight_layout()
     return fig

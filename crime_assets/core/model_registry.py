@@ -280,12 +280,9 @@ def log_training(
 
     curves = {"test": (result.test.y, result.test.p), "validation": (result.validation.y, result.validation.p)}
     for name, fig in (("roc", roc_figure(curves)), ("precision_recall", pr_figure(curves)),
-                      ("calibration", calibration_figure(result.test.calibration)),
+                      ("calibration", calibration_figure(result.test.y, result.test.p)),
                       ("feature_importance", importance_figure(result.importance))):
         mlflow.log_figure(fig, f"plots/{name}.png")
-        import matplotlib.pyplot as plt
-
-        plt.close(fig)
     mlflow.log_text(result.test.by_month.to_csv(index=False), "tables/test_by_month.csv")
     mlflow.log_text(result.test.by_type.to_csv(index=False), "tables/test_auc_by_primary_type.csv")
     mlflow.log_text(result.test.calibration.to_csv(index=False), "tables/test_calibration.csv")

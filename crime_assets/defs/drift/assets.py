@@ -92,7 +92,6 @@ def drift_report(context: dg.AssetExecutionContext, config: DriftReportConfig, w
     warehouse table drift_metrics (month, metric, value). The champion comes from the MLflow registry."""
     from crime_assets.core import drift
     from crime_assets.core.features import incident_rows
-    from crime_assets.core.metrics import save_figure
 
     started = time.perf_counter()
     thresholds = config.thresholds()
@@ -127,7 +126,7 @@ def drift_report(context: dg.AssetExecutionContext, config: DriftReportConfig, w
         trend = drift.read_trend(con, window.keys[-1])
     chart = Path(warehouse.data_dir) / "reports" / "drift" / "trend.png"
     chart.parent.mkdir(parents=True, exist_ok=True)
-    save_figure(drift.trend_figure(trend), chart)
+    drift.trend_figure(trend).savefig(chart)
 
     thin = {m: len(months[m][0]) for m, s in summaries.items() if s is None}
     flagged = {m: s.causes for m, s in summaries.items() if s and s.causes}

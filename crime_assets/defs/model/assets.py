@@ -328,7 +328,7 @@ def model_backtest(context: dg.AssetExecutionContext, config: BacktestConfig, wa
     the window before its validation month(s) exactly as arrest_model does, test on that month, step one
     month. A metrics table per month (also the warehouse table model_backtest, and an MLflow run) and a line
     chart of ROC AUC, MCC, PR AUC and F1 over the months."""
-    from crime_assets.core.metrics import backtest_figure, save_figure
+    from crime_assets.core.metrics import backtest_figure
     from crime_assets.core.model_registry import tracked_run
     from crime_assets.core.months import shift_month
     from crime_assets.core.training import SplitPlan, TrainingParams, train_arrest_model
@@ -377,7 +377,7 @@ def model_backtest(context: dg.AssetExecutionContext, config: BacktestConfig, wa
         mlflow_api.log_text(table.to_csv(index=False), "tables/backtest.csv")
         chart = Path(warehouse.data_dir) / "reports" / "model_backtest.png"
         chart.parent.mkdir(parents=True, exist_ok=True)
-        save_figure(figure, chart)
+        figure.savefig(chart)
 
     with warehouse.connect() as con:
         con.register("backtest_rows", table)

@@ -7,9 +7,10 @@ import shutil
 
 import dagster as dg
 import duckdb
+import numpy as np
 import pytest
 
-from crime_assets.core.drift import DriftSummary, DriftThresholds, compare, psi, retrain_causes, two_proportion_test
+from crime_assets.core.drift import DriftSummary, DriftThresholds, compare, psi, retrain_causes, target_drift
 from crime_assets.definitions import build_defs
 from crime_assets_tests.helpers import materialize_months, query, settings_for
 
@@ -49,8 +50,14 @@ def test_a_month_against_itself_reports_no_drift(incidents):
 
 
 def test_statistics():
-    z, p = two_proportion_test(265, 1000, 196, 1000)
-    assert z == pytest.approx(-3.663, abs=0.001) and p == pytest.approx(0.000249, abs=0.000002)
+    then, now = np.arange(1000) < 265, np.arange(1000) < 196  # arrest rates 26.5% and 19.6%
+    target = target_drift(then, now, DriftThresholds())
+    assert target.z == pytest.approx(-3.663, abs=0.001) and target.p_value == pytest.approx(0.000249, abs=0.000002)
+    assert target.drifted and not target_drift(then, now, DriftThresholds(min_rate_change=0.1)).drifted
+    none = target_drift(np.zeros(500, bool), np.zeros(800, bool), DriftThresholds())  # no arrests either side
+    assert (none.z, none.p_value, none.drifted) == (0.0, 1.0, False)
+    with pytest.raises(ValueError, match="rows on both sides: 1000 reference, 0 current"):
+        target_drift(then, now[:0], DriftThresholds())
     scores = [i / 100 for i in range(100)]
     assert psi(scores, scores) == pytest.approx(0.0)
     assert psi(scores, [s / 2 for s in scores]) > 0.2

@@ -134,37 +134,33 @@ def _rounded(value):
 # ------------------------------------------------------------------------------------------ statistics
 
 
-def two_proportion_test(k1: int, n1: int, k2: int, n2: int) -> tuple[float, float]:
-    """z and two-sided p-value of H0: the two rates k1/n1 and k2/n2 are equal (pooled standard error)."""
-    if not n1 or not n2:
-        return float("nan"), float("nan")
-    pooled = (k1 + k2) / (n1 + n2)
-    se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
-    if se == 0:
-        return 0.0, 1.0
-    z = (k2 / n2 - k1 / n1) / se
-    return z, math.erfc(abs(z) / math.sqrt(2))
-
-
 def target_drift(reference: Sequence[bool], current: Sequence[bool], thresholds: DriftThresholds) -> TargetDrift:
+    """The arrest rates then and now and statsmodels' two-proportion z-test of their difference (pooled)."""
+    from statsmodels.stats.proportion import proportions_ztest  # a slow import, not paid when the code location loads
+
     ref, cur = np.asarray(reference, dtype=bool), np.asarray(current, dtype=bool)
-    z, p = two_proportion_test(int(ref.sum()), len(ref), int(cur.sum()), len(cur))
+    if not len(ref) or not len(cur):
+        raise ValueError(f"target drift needs rows on both sides: {len(ref)} reference, {len(cur)} current")
     rate_ref, rate_cur = float(ref.mean()), float(cur.mean())
+    # Equal rates include the all-0 / all-1 case, whose standard error is 0 (statsmodels would divide by it).
+    z, p = (0.0, 1.0) if rate_ref == rate_cur else proportions_ztest([cur.sum(), ref.sum()], [len(cur), len(ref)])
     drifted = bool(p < thresholds.target_alpha and abs(rate_cur - rate_ref) >= thresholds.min_rate_change)
-    return TargetDrift(rate_ref, rate_cur, z, p, drifted)
+    return TargetDrift(rate_ref, rate_cur, float(z), float(p), drifted)
 
 
 def psi(reference: np.ndarray, current: np.ndarray, bins: int = 10) -> float:
-    """Population stability index of ``current`` against ``reference`` over the reference's quantile bins."""
+    """Population stability index of ``current`` against ``reference`` over the reference's quantile bins.
+
+    Not Evidently's PSI test: that bins both samples together (Sturges' rule) and so moves with the current
+    month; a trend needs the reference's fixed deciles. A share is floored at 1e-4: an empty bin is far, not
+    infinitely far."""
     reference, current = np.asarray(reference, float), np.asarray(current, float)
     reference, current = reference[np.isfinite(reference)], current[np.isfinite(current)]
     if not len(reference) or not len(current):
         return float("nan")
-    edges = np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)[1:-1]))
-    ref_share = np.bincount(np.searchsorted(edges, reference, side="right"), minlength=len(edges) + 1) / len(reference)
-    cur_share = np.bincount(np.searchsorted(edges, current, side="right"), minlength=len(edges) + 1) / len(current)
-    ref_share, cur_share = np.clip(ref_share, 1e-4, None), np.clip(cur_share, 1e-4, None)
-    return float(np.sum((cur_share - ref_share) * np.log(cur_share / ref_share)))
+    edges = np.r_[-np.inf, np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)[1:-1])), np.inf]
+    ref, cur = (np.clip(np.histogram(x, edges)[0] / len(x), 1e-4, None) for x in (reference, current))
+    return float(np.sum((cur - ref) * np.log(cur / ref)))
 
 
 # -------------------------------------------------------------------------------------------- Evidently
@@ -187,17 +183,13 @@ def run_report(reference: pd.DataFrame, current: pd.DataFrame, numerical: Sequen
 
 def column_drift(snapshot) -> dict[str, dict[str, Any]]:
     """Per column: Evidently's drift score, its method and whether its column test failed (= drifted)."""
-    report = snapshot.dict()
-    out: dict[str, dict[str, Any]] = {}
-    for metric in report["metrics"]:
-        config = metric.get("config", {})
-        if config.get("type", "").endswith(":ValueDrift"):
-            out[config["column"]] = {"score": float(metric["value"]), "method": config.get("method"),
-                                     "threshold": config.get("threshold"), "drifted": False}
-    for test in report.get("tests", []):
-        params = test.get("metric_config", {}).get("params", {})
-        if params.get("type", "").endswith(":ValueDrift") and params.get("column") in out:
-            out[params["column"]]["drifted"] = test.get("status") == "FAIL"
+    from evidently.core.metric_types import TestStatus
+
+    out = {}
+    for result in snapshot.metric_results.values():
+        params = result.metric_value_location.metric.params
+        out[params["column"]] = {"score": float(result.value), "method": params["method"],
+                                 "drifted": any(test.status == TestStatus.FAIL for test in result.tests)}
     return out
 
 

@@ -31,10 +31,16 @@ class FakeSocrata:
       ("sleep", seconds)                     wait, then answer normally (longer than the client timeout)
       ("drop",)                              close the connection without any answer
       ("ok",)                                answer normally (to aim a later fault at a given request)
-    ``fail_always(status)`` answers that status to every request until ``clear_faults()``.
+      ("body", content_type, text)           answer 200 with that body as it is (an HTML page, an object)
+      ("truncate", chars)                    answer normally, the JSON cut after that many characters
+      ("cut", chars)                         announce the whole answer, close the connection after chars
+      ("rows_for_aggregates",)               answer an aggregate ($select) query with the rows instead
+    ``fail_always(fault)`` answers every request with that fault (a status number for ("status", n, {}))
+    until ``clear_faults()``.
     ``ignore_where_for``: months ("2016-04") for which the date filter is ignored, so the server
     answers every row of the dataset (a source returning rows outside the month asked for).
-    ``requests`` lists every request as {"path", "dataset", "query", "fault"};
+    ``requests`` lists every request as {"path", "dataset", "query", "fault", "sent"} ("sent": the first
+    1,000 characters of the body answered);
     ``token_counts`` counts the X-App-Token values seen (a Counter: compare, do not print).
     """
 
@@ -44,7 +50,7 @@ class FakeSocrata:
         self.requests: list[dict[str, Any]] = []
         self.token_counts: Counter[str | None] = Counter()
         self._faults: deque[tuple] = deque()
-        self._always: int | None = None
+        self._always: tuple | None = None
         self._lock = threading.Lock()
         self._closing = threading.Event()
         self._server = _Server(("127.0.0.1", 0), _Handler)
@@ -76,8 +82,8 @@ class FakeSocrata:
         with self._lock:
             self._faults.extend(faults)
 
-    def fail_always(self, status: int) -> None:
-        self._always = status
+    def fail_always(self, fault: int | tuple) -> None:
+        self._always = ("status", fault, {}) if isinstance(fault, int) else fault
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -88,7 +94,7 @@ class FakeSocrata:
     def _next_fault(self) -> tuple | None:
         with self._lock:
             if self._always is not None:
-                return ("status", self._always, {})
+                return self._always
             return self._faults.popleft() if self._faults else None
 
     def _record(self, entry: dict[str, Any], token: str | None) -> None:
@@ -115,38 +121,46 @@ class _Handler(BaseHTTPRequestHandler):
         query = dict(parse_qsl(url.query, keep_blank_values=True))
         match = _RESOURCE.match(url.path)
         fault = fake._next_fault()
-        fake._record({"path": url.path, "dataset": match and match.group(1), "query": query, "fault": fault},
-                     self.headers.get("X-App-Token"))
-        if fault:
-            kind = fault[0]
-            if kind == "status":
-                return self._send(fault[1], {"error": True, "message": f"injected {fault[1]}"}, fault[2])
-            if kind == "drop":
-                self.close_connection = True
-                return  # nothing written: the client sees the connection closed
-            if kind == "sleep":
-                if fake._closing.wait(fault[1]):
-                    return
-            elif kind != "ok":
-                raise ValueError(f"unknown fault {fault!r}")
+        self.entry = {"path": url.path, "dataset": match and match.group(1), "query": dict(query), "fault": fault,
+                      "sent": ""}
+        fake._record(self.entry, self.headers.get("X-App-Token"))
+        kind = fault[0] if fault else "ok"
+        if kind == "status":
+            return self._send(fault[1], {"error": True, "message": f"injected {fault[1]}"}, fault[2])
+        if kind == "drop":
+            self.close_connection = True
+            return  # nothing written: the client sees the connection closed
+        if kind == "body":
+            return self._send(200, fault[2], content_type=fault[1])
+        if kind == "sleep":
+            if fake._closing.wait(fault[1]):
+                return
+        elif kind == "rows_for_aggregates":
+            query.pop("$select", None)
+        elif kind not in ("ok", "truncate", "cut"):
+            raise ValueError(f"unknown fault {fault!r}")
         if not match or match.group(1) not in fake.rows:
             return self._send(404, {"code": "not_found", "error": True, "message": f"no dataset at {url.path}"})
         try:
-            body = _answer(fake.rows[match.group(1)], query, fake.ignore_where_for)
+            body = json.dumps(_answer(fake.rows[match.group(1)], query, fake.ignore_where_for))
         except ValueError as exc:
             return self._send(400, {"code": "query.soql.invalid", "error": True, "message": str(exc)})
-        self._send(200, body)
+        self._send(200, body[:fault[1]] if kind == "truncate" else body, cut=fault[1] if kind == "cut" else None)
 
-    def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(body).encode()
+    def _send(self, status: int, body: Any, headers: dict[str, str] | None = None,
+              content_type: str = "application/json;charset=utf-8", cut: int | None = None) -> None:
+        """``body``: text as it is, or anything else as JSON; ``cut``: bytes written of it before closing."""
+        data = (body if isinstance(body, str) else json.dumps(body)).encode()
+        self.entry["sent"] = data[:cut][:1000].decode(errors="replace")
+        self.close_connection = self.close_connection or cut is not None
         try:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json;charset=utf-8")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             for name, value in (headers or {}).items():
                 self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(data)
+            self.wfile.write(data[:cut])
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (timeout) before we answered
 

@@ -75,7 +75,15 @@ def socrata_source(server: FakeSocrata, **overrides) -> CrimeSource:
     return CrimeSource(**(options | overrides))
 
 
-def test_socrata_backfill_then_a_failing_endpoint_leaves_the_stored_months_intact(tmp_path, spring_2016_records):
+@pytest.mark.parametrize("fault, expected", [
+    (503, ["2016-04: gave up after 3 attempts, last error HTTP 503"]),
+    (("rows_for_aggregates",), ["2016-04: unexpected answer from dataset ijzp-q8t2, expected one row with a count",
+                                'characters starting: [{"id": "']),
+    (("body", "text/html", "<html><body><h1>502 Bad Gateway</h1></body></html>"),
+     ["2016-04: unexpected answer from dataset ijzp-q8t2", "characters starting: <html><body><h1>502 Bad Gateway"]),
+], ids=["503", "rows-for-count", "html"])
+def test_socrata_backfill_then_a_failing_endpoint_leaves_the_stored_months_intact(tmp_path, spring_2016_records,
+                                                                                  fault, expected):
     settings = settings_for(tmp_path, CRIME_SOURCE="socrata")
     stations = export_rows_to_api_records(duckdb.sql(
         f"SELECT * FROM read_csv('{SAMPLE / 'police_stations.csv'}', all_varchar=true, header=true)").df())
@@ -87,14 +95,14 @@ def test_socrata_backfill_then_a_failing_endpoint_leaves_the_stored_months_intac
         assert len(pages) >= 6  # 3 pages of 10,000 a month
         before = query(settings, "SELECT sum(hash(id, arrest, updated_on)) FROM raw_incidents")
 
-        server.fail_always(503)
+        server.fail_always(fault)
         result = materialize_months(["raw_incidents"], "2016-04", None, settings, resources={"source": source},
                                     raise_on_error=False)
         assert not result.success
         failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
         error = failure.step_failure_data.error.cause
         assert error.cls_name == "SocrataFetchError"
-        assert "2016-04" in error.message and "503" in error.message and "3 attempts" in error.message
+        assert all(part in error.message for part in expected), error.message
         assert counts(settings, "raw_incidents") == {"2016-03": 21_986, "2016-04": 21_095}
         assert query(settings, "SELECT sum(hash(id, arrest, updated_on)) FROM raw_incidents") == before
 

@@ -95,33 +95,88 @@ def test_fetch_all_and_window_summary(server, records):
 @pytest.mark.parametrize("faults, first_status", [
     ((("status", 429, {"Retry-After": "1"}),), "HTTP 429"),
     ((("status", 500, {}),), "HTTP 500"),
-    ((("sleep", 2.0),), "ReadTimeout"),
-    ((("drop",),), "ConnectionError"),
+    ((("status", 503, {}), ("status", 503, {})), "HTTP 503"),
+    ((("sleep", 2.0),), "ReadTimeoutError"),
+    ((("drop",),), "ProtocolError"),
     ((("ok",), ("ok",), ("status", 503, {}), ("drop",)), "HTTP 503"),  # page 2 fails twice, then resumes
-], ids=["429-retry-after", "500", "timeout", "dropped", "mid-paging"])
+], ids=["429-retry-after", "500", "503-twice", "timeout", "dropped", "mid-paging"])
 def test_transient_faults_are_retried(server, records, caplog, faults, first_status):
     caplog.set_level(logging.INFO, logger=LOGGER)
     server.fail_next(*faults)
     rows = client_for(server, timeout=0.5).fetch_window(CRIMES, *MARCH, label="2016-03")
 
     assert [r["id"] for r in rows] == march_ids(records)
-    retries = [r for r in caplog.records if r.levelno == logging.WARNING and "retry" in r.getMessage()]
+    retries = [r.getMessage() for r in caplog.records if r.name == LOGGER and "retry" in r.getMessage()]
     assert len(retries) == len([f for f in faults if f[0] != "ok"])
-    assert retries[0].getMessage().startswith(f"2016-03: {first_status}, retry 1 of 3 in ")
+    assert retries[0].startswith(f"2016-03: {first_status}, retry 1 of 3 in ")
+    assert all(f"retry {n} of 3 in " in message for n, message in enumerate(retries, 1))
     if first_status == "HTTP 429":
-        assert retries[0].getMessage().endswith("in 1.00 s")  # Retry-After honoured
+        assert retries[0].endswith("in 1.00 s")  # Retry-After honoured
     # A retried request repeats the same query: offsets still run 0, 100, 200, 300 without gaps.
     offsets = [r["query"].get("$offset") for r in server.requests if r["fault"] in (None, ("ok",))]
     assert offsets == [None, "0", "100", "200", "300"]
 
 
-def test_persistent_failure_gives_up_after_max_attempts(server):
-    server.fail_always(503)
+@pytest.mark.parametrize("fault, last_error", [(503, "HTTP 503"), (("drop",), "ProtocolError")])
+def test_persistent_failure_gives_up_after_max_attempts(server, caplog, fault, last_error):
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    server.fail_always(fault)
     with pytest.raises(SocrataFetchError) as raised:
         client_for(server).fetch_window(CRIMES, *MARCH, label="2016-03")
     message = str(raised.value)
-    assert "2016-03" in message and "HTTP 503" in message and "4 attempts" in message
+    assert "2016-03" in message and f"last error {last_error}" in message and "4 attempts" in message
     assert len(server.requests) == 4
+    # Exponential backoff with jitter (backoff_base 0.01): at once, then 0.02 and 0.04 s, each + up to 0.01 s.
+    waits = [float(r.getMessage().split(" in ")[-1].removesuffix(" s")) for r in caplog.records
+             if r.name == LOGGER and "retry" in r.getMessage()]
+    assert len(waits) == 3 and waits[0] == 0.0
+    assert 0.02 <= waits[1] <= 0.03 and 0.04 <= waits[2] <= 0.05
+
+
+def test_connection_cut_mid_answer_is_a_named_error(server):
+    server.fail_next(("ok",), ("cut", 3000))  # the first page: announced whole, 3,000 bytes sent
+    with pytest.raises(SocrataFetchError) as raised:
+        client_for(server).fetch_window(CRIMES, *MARCH, label="2016-03")
+    message = str(raised.value)
+    assert message.startswith(f"2016-03: ChunkedEncodingError from dataset {CRIMES} (not retried)")
+    assert "IncompleteRead(3000 bytes read" in message
+
+
+def html_page(title: str) -> str:
+    return (f"<!DOCTYPE html><html><head><title>{title}</title></head><body><h1>{title}</h1><p>The data portal is"
+            f" down for maintenance. Request token {TOKEN} logged. {'Please come back later. ' * 10}</p></body></html>")
+
+
+JSON, RECORDS = "application/json", "a JSON list of records; got HTTP 200"
+
+
+@pytest.mark.parametrize("call, faults, expected", [
+    ("fetch", [("rows_for_aggregates",)], f"one row with a count for count(*); got HTTP 200 {JSON}"),
+    ("summary", [("rows_for_aggregates",)], "one row with a count for count(*), max(updated_on); got HTTP 200"),
+    ("fetch", [("ok",), ("body", JSON, '{"data": [{"id": "1"}], "meta": {"view": "ijzp-q8t2"}}')], f"{RECORDS} {JSON}"),
+    ("fetch", [("ok",), ("body", JSON, '["10000001", "10000002"]')], RECORDS),
+    ("fetch", [("ok",), ("body", "text/html; charset=utf-8", html_page("Maintenance"))],
+     f"{RECORDS} text/html; charset=utf-8"),
+    ("summary", [("body", JSON, html_page("Gateway"))], f"{RECORDS} {JSON}"),
+    ("fetch", [("ok",), ("truncate", 5000)], f"{RECORDS} {JSON};charset=utf-8, 5,000 characters starting: [{{"),
+    ("fetch", [("ok",), ("body", JSON, "")], f"{RECORDS} {JSON}, empty body"),
+], ids=["rows-for-count", "rows-for-summary", "object", "list-of-ids", "html", "html-as-json", "truncated", "empty"])
+def test_an_answer_of_the_wrong_shape_is_a_named_error(server, call, faults, expected):
+    client = client_for(server, app_token=TOKEN)
+    server.fail_next(*faults)
+    with pytest.raises(SocrataFetchError) as raised:
+        if call == "fetch":
+            client.fetch_window(CRIMES, *MARCH, label="2016-03")
+        else:
+            client.window_summary(CRIMES, *MARCH, label="2016-03 (summary)")
+    message = str(raised.value)
+    assert len(server.requests) == len(faults)  # failed at the bad answer, not retried
+    sent = server.requests[-1]["sent"]
+    assert message.startswith(f"2016-03{' (summary)' if call == 'summary' else ''}: unexpected answer from dataset"
+                              f" {CRIMES}, expected {expected}")
+    start = " ".join(sent[:200].split()).replace(TOKEN, "***")
+    assert message.endswith(f"characters starting: {start}" if sent else "empty body")
+    assert TOKEN not in message and TOKEN not in repr(raised.value)
 
 
 @pytest.mark.parametrize("status", [400, 404])

@@ -7,10 +7,9 @@ reused by assets, sensors and scripts alike.
 from __future__ import annotations
 
 import logging
-import random
 import re
 import time
-from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -18,17 +17,33 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 from sodapy import Socrata
+from urllib3.exceptions import MaxRetryError
+from urllib3.util import Retry
 
 log = logging.getLogger(__name__)
 
 # Socrata dataset ids are "four-by-four" (ijzp-q8t2); checking keeps anything else out of the URL path.
 _DATASET_ID = re.compile(r"^[a-z0-9]{4}-[a-z0-9]{4}$")
-# Transport failures worth another try: timeouts, refused/reset/dropped connections, a body cut short.
-_RETRYABLE_ERRORS = (requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError)
+_RETRIED_STATUSES = frozenset([429, *range(500, 600)])
+# What the request under way is for ("2016-03"), so the retry log can say so (urllib3 only knows the URL).
+_request_label: ContextVar[str] = ContextVar("socrata_request_label", default="socrata")
 
 
 class SocrataFetchError(RuntimeError):
-    """A request failed for good: names the window label, the attempts made and the last status."""
+    """A request failed for good, or its answer was not what was asked: names the window label."""
+
+
+class _LoggedRetry(Retry):
+    """urllib3's Retry, saying what failed and how long it waits before each retry."""
+
+    def sleep(self, response: Any = None) -> None:
+        last = self.history[-1]
+        # Retry-After (seconds or an HTTP date) when the server sent one, else exponential backoff + jitter.
+        wait = min((self.get_retry_after(response) if response else None) or self.get_backoff_time(), self.backoff_max)
+        log.warning("%s: %s, retry %d of %d in %.2f s", _request_label.get(),
+                    f"HTTP {last.status}" if last.status else type(last.error).__name__,
+                    len(self.history), len(self.history) + self.total, wait)
+        time.sleep(wait)
 
 
 def soql_window(start: datetime, end: datetime) -> str:
@@ -54,31 +69,34 @@ class SocrataClient:
     page_size: int = 50_000
     timeout: float = 60.0
     max_attempts: int = 6
+    # Retry 1 goes at once, retry n waits backoff_base * 2**(n-1) s plus up to backoff_base s of jitter.
     backoff_base: float = 1.0
-    backoff_max: float = 60.0
-    logger: logging.Logger = field(default=log, repr=False)
-    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
+    backoff_max: float = 60.0  # also caps Retry-After
     _client: Socrata = field(init=False, repr=False)
+    _answer: requests.Response | None = field(default=None, init=False, repr=False)
     _warned_no_token: bool = field(default=False, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.page_size < 1 or self.max_attempts < 1:
             raise ValueError("page_size and max_attempts must be at least 1")
-        host, adapter = self.domain.rstrip("/"), None
-        if host.startswith("http://"):
-            host = host.removeprefix("http://")
-            # sodapy builds "<prefix><domain><path>", the prefix being the adapter's; mounting a plain
-            # adapter is how it talks plain HTTP. Default adapters retry nothing: our loop does that.
-            adapter = {"prefix": "http://", "adapter": HTTPAdapter()}
-        host = host.removeprefix("https://")
+        host = self.domain.rstrip("/")
+        scheme = "http://" if host.startswith("http://") else "https://"
+        host = host.removeprefix(scheme)
         if not host or "/" in host:
             raise ValueError(f"domain must be a host[:port], optionally with http:// or https://: {self.domain!r}")
+        retry = _LoggedRetry(total=self.max_attempts - 1, status_forcelist=_RETRIED_STATUSES,
+                             backoff_factor=self.backoff_base, backoff_jitter=self.backoff_base,
+                             backoff_max=self.backoff_max, raise_on_status=False)  # the last answer names its status
+        # sodapy builds "<prefix><domain><path>", the prefix being the mounted adapter's.
+        adapter = {"prefix": scheme, "adapter": HTTPAdapter(max_retries=retry)}
         # sodapy warns through the ROOT logger on every construction without a token (and
         # logging.warning() configures an unconfigured root logger as a side effect). We warn once,
         # through our own logger, instead: so give it a placeholder and drop the header again.
         self._client = Socrata(host, self.app_token or "unset", session_adapter=adapter, timeout=self.timeout)
         if not self.app_token:
             self._client.session.headers.pop("X-App-token", None)
+        # sodapy's errors about a body name at most its content type: keep the answer to quote it.
+        self._client.session.hooks["response"].append(self._keep_answer)
 
     # -- public API --------------------------------------------------------------------------
 
@@ -94,10 +112,9 @@ class SocrataClient:
         """{"rows": N, "max_updated_on": "..." or None} for start <= date < end: cheap change detection."""
         where = soql_window(start, end)
         label = label or f"{start:%Y-%m-%d}..{end:%Y-%m-%d}"
-        answer = self._get(label, dataset_id, select="count(*), max(updated_on)", where=where)
-        first = answer[0] if answer else {}
-        # Socrata answers counts as strings and leaves max_updated_on out when no row matches.
-        return {"rows": int(first.get("count", 0)), "max_updated_on": first.get("max_updated_on")}
+        summary = self._aggregate(label, dataset_id, "count(*), max(updated_on)", where)
+        # Socrata leaves max_updated_on out when no row matches.
+        return {"rows": int(summary["count"]), "max_updated_on": summary.get("max_updated_on")}
 
     def close(self) -> None:
         self._client.close()
@@ -113,8 +130,7 @@ class SocrataClient:
     def _fetch_pages(self, dataset_id: str, where: str | None, label: str) -> list[dict]:
         # The count is only for progress messages; paging stops at the first short page, which
         # stays right even if the dataset changes between the count and the last page.
-        counted = self._get(label, dataset_id, select="count(*)", where=where)
-        total = int(counted[0]["count"]) if counted else 0
+        total = int(self._aggregate(label, dataset_id, "count(*)", where)["count"])
         rows: list[dict] = []
         page = 0
         while True:
@@ -123,64 +139,65 @@ class SocrataClient:
                               limit=self.page_size, offset=page * self.page_size)
             rows.extend(batch)
             page += 1
-            self.logger.info("%s: page %d, %d of %d rows", label, page, len(rows), total)
+            log.info("%s: page %d, %d of %d rows", label, page, len(rows), total)
             if len(batch) < self.page_size:
                 break
         if len(rows) != total:
-            self.logger.warning("%s: counted %d rows but fetched %d (dataset changed while paging?)",
-                                label, total, len(rows))
+            log.warning("%s: counted %d rows but fetched %d (dataset changed while paging?)", label, total, len(rows))
+        self._answer = None  # the last page's body, not needed once parsed
         return rows
 
+    def _aggregate(self, label: str, dataset_id: str, select: str, where: str | None) -> dict:
+        answer = self._get(label, dataset_id, select=select, where=where)
+        # Socrata answers an aggregate as one row, counts as strings: [{"count": "350", ...}].
+        if len(answer) != 1 or not str(answer[0].get("count")).isdigit():
+            raise self._unexpected(label, dataset_id, f"one row with a count for {select}")
+        return answer[0]
+
     def _get(self, label: str, dataset_id: str, **params: Any) -> list[dict]:
-        """One sodapy GET with our retry policy around it."""
+        """One sodapy GET (retried by the adapter's Retry); a list of records, or SocrataFetchError."""
         if not _DATASET_ID.match(dataset_id):
             raise ValueError(f"not a Socrata dataset id: {dataset_id!r}")
         if not self.app_token and not self._warned_no_token:
-            self.logger.warning("no SOCRATA_APP_TOKEN: requests are throttled more")
+            log.warning("no SOCRATA_APP_TOKEN: requests are throttled more")
             self._warned_no_token = True
-        params = {k: v for k, v in params.items() if v is not None}
-        last, last_exc = "no attempt", None
-        for attempt in range(1, self.max_attempts + 1):
-            retry_after: float | None = None
-            try:
-                answer = self._client.get(dataset_id, **params)
-            except requests.HTTPError as exc:  # sodapy raises these with .response for non-2xx
-                last_exc = exc
-                status = exc.response.status_code if exc.response is not None else 0
-                last = f"HTTP {status}"
-                if status != 429 and not 500 <= status < 600:
-                    raise SocrataFetchError(
-                        f"{label}: {last} from dataset {dataset_id} (not retried): {self._redact(exc)}"
-                    ) from exc
-                retry_after = _retry_after_seconds(exc.response)
-            except _RETRYABLE_ERRORS as exc:
-                last, last_exc = type(exc).__name__, exc
-            else:
-                if not isinstance(answer, list):
-                    # sodapy hands back the raw Response when the body is empty.
-                    raise SocrataFetchError(f"{label}: unexpected answer from dataset {dataset_id}: "
-                                            f"{type(answer).__name__}")
-                return answer
-            if attempt == self.max_attempts:
-                break
-            cap = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
-            wait = min(retry_after, self.backoff_max) if retry_after is not None else random.uniform(0, cap)
-            self.logger.warning("%s: %s, retry %d of %d in %.2f s",
-                                label, last, attempt, self.max_attempts - 1, wait)
-            self.sleep(wait)
+        _request_label.set(label)
+        self._answer = None
+        try:
+            answer = self._client.get(dataset_id, **{k: v for k, v in params.items() if v is not None})
+        except requests.HTTPError as exc:  # sodapy raises these, with .response, for non-2xx answers
+            status = exc.response.status_code
+            failure, last, retried = exc, f"HTTP {status}", status in _RETRIED_STATUSES
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+            # Timeouts, refused or dropped connections come retried by the adapter (a MaxRetryError
+            # inside); a connection lost while the body is read comes after it, so is not retried.
+            gave_up = exc.args[0] if exc.args and isinstance(exc.args[0], MaxRetryError) else None
+            failure, last, retried = exc, type(gave_up.reason if gave_up else exc).__name__, gave_up is not None
+        except Exception as exc:
+            # A 2xx answer sodapy could not read: "Unknown response format" (not JSON) or a JSONDecodeError.
+            if self._answer is None:
+                raise
+            raise self._unexpected(label, dataset_id, "a JSON list of records") from exc
+        else:
+            if not isinstance(answer, list) or not all(isinstance(row, dict) for row in answer):
+                raise self._unexpected(label, dataset_id, "a JSON list of records")
+            return answer
+        if retried:
+            raise SocrataFetchError(f"{label}: gave up after {self.max_attempts} attempts, last error {last}"
+                                    f" from dataset {dataset_id}") from failure
         raise SocrataFetchError(
-            f"{label}: gave up after {self.max_attempts} attempts, last error {last}"
-        ) from last_exc
+            f"{label}: {last} from dataset {dataset_id} (not retried): {self._redact(failure)}") from failure
 
-    def _redact(self, exc: BaseException) -> str:
-        text = " ".join(str(exc).split())
+    def _keep_answer(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self._answer = response
+
+    def _unexpected(self, label: str, dataset_id: str, expected: str) -> SocrataFetchError:
+        answer, text = self._answer, self._answer.text
+        return SocrataFetchError(
+            f"{label}: unexpected answer from dataset {dataset_id}, expected {expected}; got HTTP "
+            f"{answer.status_code} {answer.headers.get('Content-Type', 'without a content type')}, "
+            + (f"{len(text):,} characters starting: {self._redact(text[:200])}" if text else "empty body"))
+
+    def _redact(self, value: BaseException | str) -> str:
+        text = " ".join(str(value).split())
         return text.replace(self.app_token, "***") if self.app_token else text
-
-
-def _retry_after_seconds(response: requests.Response | None) -> float | None:
-    """Retry-After in seconds when given as a number (the HTTP-date form falls back to backoff)."""
-    value = response.headers.get("Retry-After") if response is not None else None
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None

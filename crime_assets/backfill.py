@@ -13,7 +13,7 @@ import argparse
 import sys
 import time
 
-from crime_assets.quickstart import instance_home
+from crime_assets.quickstart import instance_home, log_library_warnings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,6 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk-months", type=int, default=24, help="months per run (default 24)")
     args = parser.parse_args(argv)
     instance_home()
+    from crime_assets.settings import Settings
+
+    log_library_warnings(Settings.from_env().data_dir / "logs" / "warnings.log")
 
     import dagster as dg
 

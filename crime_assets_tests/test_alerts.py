@@ -8,13 +8,12 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import dagster as dg
 import duckdb
 import pytest
+import time_machine
 from dagster._core.remote_representation.external_data import RepositorySnap
 
 from crime_assets.core.alerts import Alert, format_text
@@ -24,7 +23,7 @@ from crime_assets.defs.alerts.resources import AlertDestinations
 from crime_assets.defs.alerts.sensors import ALERT_SENSOR_NAME
 from crime_assets.defs.resources import CrimeSource
 from crime_assets_tests.fake_socrata import FakeSocrata, export_rows_to_api_records
-from crime_assets_tests.helpers import SAMPLE, materialize_months, settings_for
+from crime_assets_tests.helpers import CLOCK, NEWEST, SAMPLE, materialize_months, settings_for
 from crime_assets_tests.receivers import SmtpReceiver, WebhookReceiver
 
 # aiosmtpd warns about AUTH without TLS: the test server listens on loopback only.
@@ -273,44 +272,42 @@ def test_freshness_warns_once_per_late_month_and_only_when_configured(failures, 
     assert deadline_cron(14) == "0 0 15 * *"
     with pytest.raises(ValueError):
         deadline_cron(28)
-    # The month that should be in by the latest deadline (the 15th, 00:00 Chicago time): the test data
-    # (2016) is years late.
-    now = datetime.now(ZoneInfo("America/Chicago"))
-    deadline_month = now.replace(day=1) if now.day >= 15 else (now.replace(day=1) - timedelta(days=1)).replace(day=1)
-    late = (deadline_month - timedelta(days=1)).strftime("%Y-%m")
+    # The clock at the tests' own moment (helpers.CLOCK, the 21st): the month due by its deadline (the
+    # 15th, 00:00 Chicago time) is the one before, and the test data (2016) is years late.
+    late = NEWEST
+    with time_machine.travel(CLOCK, tick=True):
+        warned = tmp_path / "warn"
+        defs = alert_defs(warned, monkeypatch, CRIME_ALERT_ON_WARN="freshness_check")
+        # As the daemon would: the freshness sensor asks for the checks, a run evaluates them. Twice, as when
+        # the asset is touched again while the month is still missing.
+        freshness_sensor = defs.resolve_sensor_def("freshness_checks_sensor")
+        assert freshness_sensor.default_status == dg.DefaultSensorStatus.RUNNING
+        with dg.build_sensor_context(instance=failures.instance, definitions=defs) as context:
+            request = freshness_sensor.evaluate_tick(context).run_requests[0]
+        # raw_incidents was loaded after its last (failed) evaluation, so it is due again. (incidents_enriched's
+        # check is still "planned" in the failed April runs, which the sensor takes for "being evaluated".)
+        assert "raw_incidents:freshness_check" in {k.to_user_string() for k in request.asset_check_keys}
+        checks_job = defs.resolve_implicit_global_asset_job_def().get_subset(
+            asset_selection=set(), asset_check_selection={dg.AssetCheckKey(dg.AssetKey(a), "freshness_check")
+                                                          for a in ("raw_incidents", "incidents_enriched")})
+        for _ in range(2):
+            result = checks_job.execute_in_process(instance=failures.instance)
+            evaluations = [e.asset_check_evaluation_data for e in result.all_events
+                           if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+            assert result.success and len(evaluations) == 2  # WARN: the run itself succeeds
+            assert not any(e.passed for e in evaluations) and {e.severity for e in evaluations} == {dg.AssetCheckSeverity.WARN}
 
-    warned = tmp_path / "warn"
-    defs = alert_defs(warned, monkeypatch, CRIME_ALERT_ON_WARN="freshness_check")
-    # As the daemon would: the freshness sensor asks for the checks, a run evaluates them. Twice, as when
-    # the asset is touched again while the month is still missing.
-    freshness_sensor = defs.resolve_sensor_def("freshness_checks_sensor")
-    assert freshness_sensor.default_status == dg.DefaultSensorStatus.RUNNING
-    with dg.build_sensor_context(instance=failures.instance, definitions=defs) as context:
-        request = freshness_sensor.evaluate_tick(context).run_requests[0]
-    # raw_incidents was loaded after its last (failed) evaluation, so it is due again. (incidents_enriched's
-    # check is still "planned" in the failed April runs, which the sensor takes for "being evaluated".)
-    assert "raw_incidents:freshness_check" in {k.to_user_string() for k in request.asset_check_keys}
-    checks_job = defs.resolve_implicit_global_asset_job_def().get_subset(
-        asset_selection=set(), asset_check_selection={dg.AssetCheckKey(dg.AssetKey(a), "freshness_check")
-                                                      for a in ("raw_incidents", "incidents_enriched")})
-    for _ in range(2):
-        result = checks_job.execute_in_process(instance=failures.instance)
-        evaluations = [e.asset_check_evaluation_data for e in result.all_events
-                       if e.event_type_value == "ASSET_CHECK_EVALUATION"]
-        assert result.success and len(evaluations) == 2  # WARN: the run itself succeeds
-        assert not any(e.passed for e in evaluations) and {e.severity for e in evaluations} == {dg.AssetCheckSeverity.WARN}
+        cursor = None
+        for _ in range(2):
+            cursor, _ = tick(defs, failures.instance, cursor)
+        fresh = [r for r in logged(warned) if r["check"] == "freshness_check"]
+        assert {(r["asset"], r["partitions"], r["severity"]) for r in fresh} == {
+            ("raw_incidents", late, "WARN"), ("incidents_enriched", late, "WARN")}
+        assert len(fresh) == 2  # four failed evaluations (and more in the backfill runs), one late month per asset
 
-    cursor = None
-    for _ in range(2):
-        cursor, _ = tick(defs, failures.instance, cursor)
-    fresh = [r for r in logged(warned) if r["check"] == "freshness_check"]
-    assert {(r["asset"], r["partitions"], r["severity"]) for r in fresh} == {
-        ("raw_incidents", late, "WARN"), ("incidents_enriched", late, "WARN")}
-    assert len(fresh) == 2  # four failed evaluations (and more in the backfill runs), one late month per asset
-
-    quiet = tmp_path / "quiet"
-    tick(alert_defs(quiet, monkeypatch, CRIME_ALERT_ON_WARN="none"), failures.instance, None)
-    assert [r for r in logged(quiet) if r["severity"] == "WARN"] == [] and len(logged(quiet)) == 6
+        quiet = tmp_path / "quiet"
+        tick(alert_defs(quiet, monkeypatch, CRIME_ALERT_ON_WARN="none"), failures.instance, None)
+        assert [r for r in logged(quiet) if r["severity"] == "WARN"] == [] and len(logged(quiet)) == 6
 
 
 def test_a_sensor_switched_on_late_does_not_page_about_old_failures(failures, tmp_path):

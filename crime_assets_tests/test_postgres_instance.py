@@ -14,6 +14,7 @@ from collections import Counter
 
 import dagster as dg
 import pandas as pd
+import pytest
 # Registers TickData and InstigatorState with Dagster's deserialiser (the tables hold them serialised).
 from dagster._core.scheduler.instigation import InstigatorState, TickData
 
@@ -22,6 +23,8 @@ from crime_assets_tests.helpers import REPO, sample_rows, write_export
 from crime_assets_tests.servers import (
     dagster_bin, dagster_env, dagster_services, fresh_dagster_home, postgres_server,
 )
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 PROD_CONFIG = REPO / "deploy" / "dagster.prod.yaml"
 ASSETS = ["police_stations", "raw_incidents", "incidents_enriched"]

@@ -27,6 +27,8 @@ from crime_assets_tests.servers import (
     CHROMIUM_FLAGS, chromium_path, dagster_env, dagster_services, fresh_dagster_home, require,
 )
 
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
 LOCATION, JOB = "crime_assets", "monthly_assets_job"
 ASSETS = ["police_stations", "raw_incidents", "incidents_enriched"]
 MONTHS = ["2016-01", "2016-02", "2016-03"]

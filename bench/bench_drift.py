@@ -46,12 +46,13 @@ def main() -> None:
 
     from crime_assets.core.model_registry import CHAMPION, alias_version
     from crime_assets.definitions import build_defs
-    from crime_assets_tests.helpers import materialize_months, settings_for
+    from crime_assets.runs import materialize_months
+    from crime_assets.settings import Settings
 
     data_dir = Path(args.data_dir).resolve()
     if args.fresh and data_dir.exists():
         shutil.rmtree(data_dir)
-    settings = settings_for(data_dir, CRIME_EXPORT_PATH=args.export)
+    settings = Settings.from_env({"CRIME_DATA_DIR": str(data_dir), "CRIME_EXPORT_PATH": args.export})
     db = data_dir / "mlflow" / "mlflow.db"
     if not db.exists() and (SEED_DIR / "mlflow" / "mlflow.db").exists():
         data_dir.mkdir(parents=True, exist_ok=True)

@@ -41,9 +41,12 @@ def worker(export: str, data_dir: str) -> dict:
     import warnings
 
     warnings.filterwarnings("ignore")
-    from crime_assets_tests.helpers import materialize_months, query, settings_for
+    import duckdb
 
-    settings = settings_for(Path(data_dir), CRIME_EXPORT_PATH=export)
+    from crime_assets.runs import materialize_months
+    from crime_assets.settings import Settings
+
+    settings = Settings.from_env({"CRIME_DATA_DIR": data_dir, "CRIME_EXPORT_PATH": export})
     started, cpu = time.perf_counter(), time.process_time()
     foundation = materialize_months(FOUNDATION, "2015-01", "2016-12", settings)
     foundation_wall, foundation_cpu = time.perf_counter() - started, time.process_time() - cpu
@@ -53,8 +56,9 @@ def worker(export: str, data_dir: str) -> dict:
     started = time.perf_counter()
     materialize_months(GOLD, "2016-12", None, settings)
     single_wall = time.perf_counter() - started
-    rows = {table: query(settings, f"SELECT count(*) FROM {table}")[0][0]
-            for table in ("incidents_enriched", "h3_monthly_stats", "h3_daily_counts", "h3_cell_labels", "hotspots")}
+    with duckdb.connect(str(settings.data_dir / "warehouse.duckdb"), read_only=True) as con:
+        rows = {table: con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                for table in ("incidents_enriched", "h3_monthly_stats", "h3_daily_counts", "h3_cell_labels", "hotspots")}
     maps = len(list((Path(data_dir) / "reports" / "hotspots").glob("*.png")))
     return {"foundation_s": foundation_wall, "gold_s": gold_wall, "single_month_gold_s": single_wall,
             "foundation_cpu_s": foundation_cpu, "gold_cpu_s": gold_cpu, "load": os.getloadavg()[0],

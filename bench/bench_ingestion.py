@@ -32,9 +32,12 @@ def default_export() -> str:
 def worker(export: str, first: str, last: str, data_dir: str) -> dict:
     """One run in this process; prints its figures as JSON."""
     sys.path.insert(0, str(REPO))
-    from crime_assets_tests.helpers import materialize_months, query, settings_for
+    import duckdb
 
-    settings = settings_for(Path(data_dir), CRIME_EXPORT_PATH=export)
+    from crime_assets.runs import materialize_months
+    from crime_assets.settings import Settings
+
+    settings = Settings.from_env({"CRIME_DATA_DIR": data_dir, "CRIME_EXPORT_PATH": export})
     if first != last:  # a single-month run measures the steady state: the stations are already there
         materialize_months(["police_stations"], first, None, settings)
     started = time.perf_counter()
@@ -42,7 +45,9 @@ def worker(export: str, first: str, last: str, data_dir: str) -> dict:
     wall = time.perf_counter() - started
     steps = {e.step_key: e.event_specific_data.duration_ms / 1000 for e in result.all_events
              if e.event_type_value == "STEP_SUCCESS" and e.event_specific_data is not None}
-    rows = query(settings, "SELECT count(*) FROM incidents_enriched WHERE month BETWEEN $a AND $b", {"a": first, "b": last})[0][0]
+    with duckdb.connect(str(settings.data_dir / "warehouse.duckdb"), read_only=True) as con:
+        rows, = con.execute("SELECT count(*) FROM incidents_enriched WHERE month BETWEEN $a AND $b",
+                            {"a": first, "b": last}).fetchone()
     return {"wall_s": wall, "rows": rows, "steps": steps,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 

@@ -27,6 +27,8 @@ import time
 import warnings
 from pathlib import Path
 
+from _support import socrata_records
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data" / "chicago"
 SAMPLE = REPO / "crime_assets" / "sample_data"
@@ -56,7 +58,8 @@ def main() -> None:
     import duckdb
 
     from crime_assets.definitions import build_defs
-    from crime_assets_tests.helpers import materialize_months, settings_for
+    from crime_assets.runs import materialize_months
+    from crime_assets.settings import Settings
 
     data_dir = Path(args.data_dir)
     if args.fresh and data_dir.exists():
@@ -64,7 +67,7 @@ def main() -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     os.environ["CRIME_DATA_DIR"] = str(data_dir)
     os.environ.pop("MLFLOW_TRACKING_URI", None)
-    settings = settings_for(data_dir, CRIME_EXPORT_PATH=args.export)
+    settings = Settings.from_env({"CRIME_DATA_DIR": str(data_dir), "CRIME_EXPORT_PATH": args.export})
     print(f"data: {args.export}\ndata dir: {data_dir}\ncores: {os.cpu_count()}, load average at start: "
           f"{os.getloadavg()[0]:.2f}", flush=True)
 
@@ -138,8 +141,6 @@ def main() -> None:
         started = time.perf_counter()
         proba = model.predict_proba(frame)
         rates.append(len(frame) / (time.perf_counter() - started))
-    from crime_assets_tests.test_arrest_model import socrata_records
-
     records = socrata_records(test_raw.head(50_000))
     json_rates = []
     for _ in range(args.reps):

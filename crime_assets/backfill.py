@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from crime_assets.core.months import MonthWindow
     from crime_assets.definitions import defs
+    from crime_assets.runs import partition_range_tags
 
     window = MonthWindow.from_keys(args.first, args.last)
     job = defs.resolve_job_def("monthly_assets_job")
@@ -40,8 +41,7 @@ def main(argv: list[str] | None = None) -> int:
             chunk_started = time.perf_counter()
             result = job.execute_in_process(
                 instance=instance,
-                tags={"dagster/asset_partition_range_start": chunk.keys[0],
-                      "dagster/asset_partition_range_end": chunk.keys[-1], "crime_assets/backfill": window.label},
+                tags=partition_range_tags(chunk.keys[0], chunk.keys[-1]) | {"crime_assets/backfill": window.label},
                 run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
                 raise_on_error=False,
             )

@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from crime_assets.core.months import MonthWindow
     from crime_assets.definitions import defs, settings
+    from crime_assets.runs import partition_range_tags
 
     window = MonthWindow.from_keys(args.first, args.last)  # validates the keys
     started = time.perf_counter()
@@ -62,8 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     with dg.DagsterInstance.get() as instance:
         result = results["monthly_assets_job"] = defs.resolve_job_def("monthly_assets_job").execute_in_process(
             instance=instance,
-            tags={"dagster/asset_partition_range_start": window.keys[0],
-                  "dagster/asset_partition_range_end": window.keys[-1]},
+            tags=partition_range_tags(window.keys[0], window.keys[-1]),
             run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
             raise_on_error=False,
         )

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from crime_assets_tests.helpers import materialize_months, settings_for
+from crime_assets.runs import materialize_months
+from crime_assets_tests.helpers import settings_for
 
 
 @pytest.fixture(scope="session")

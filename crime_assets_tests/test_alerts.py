@@ -22,8 +22,9 @@ from crime_assets.defs.alerts.freshness import deadline_cron
 from crime_assets.defs.alerts.resources import AlertDestinations
 from crime_assets.defs.alerts.sensors import ALERT_SENSOR_NAME
 from crime_assets.defs.resources import CrimeSource
+from crime_assets.runs import materialize_months
 from crime_assets_tests.fake_socrata import FakeSocrata, export_rows_to_api_records
-from crime_assets_tests.helpers import CLOCK, NEWEST, SAMPLE, materialize_months, settings_for
+from crime_assets_tests.helpers import CLOCK, NEWEST, SAMPLE, settings_for
 from crime_assets_tests.receivers import SmtpReceiver, WebhookReceiver
 
 # aiosmtpd warns about AUTH without TLS: the test server listens on loopback only.

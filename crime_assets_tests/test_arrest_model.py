@@ -15,6 +15,8 @@ from crime_assets.core.raw_load import _normalize_sql
 from crime_assets.core.sources import records_to_frame
 from crime_assets.core.training import SplitPlan, TrainingParams, encode_feature_rows, train_arrest_model
 
+from bench._support import socrata_records
+
 PLAN = SplitPlan.ending("2016-05", window_months=3, validation_months=1, test_months=1)
 
 
@@ -33,26 +35,6 @@ def trained(warehouse_2015_2016):
         enriched = con.execute("SELECT * FROM incidents_enriched WHERE month = '2016-05' ORDER BY id").df()
     result = train_arrest_model(PLAN, train_rows, **inputs, params=TrainingParams(max_rounds=40))
     return result, inputs, enriched
-
-
-def socrata_records(frame: pd.DataFrame) -> list[dict]:
-    """Canonical rows as the SODA JSON API returns them: text numbers, ISO dates, booleans, a location
-    object, and no key at all for an empty field."""
-    records = []
-    for row in frame.to_dict("records"):
-        record = {}
-        for key in ("id", "case_number", "block", "iucr", "primary_type", "location_description", "fbi_code",
-                    "beat", "district", "ward", "community_area", "domestic"):
-            value = row[key]
-            if value is None or (isinstance(value, float) and np.isnan(value)):
-                continue
-            record[key] = bool(value) if isinstance(value, (bool, np.bool_)) else str(value)
-        record["date"] = pd.Timestamp(row["occurred_at"]).strftime("%Y-%m-%dT%H:%M:%S.000")
-        if pd.notna(row["latitude"]):
-            record["location"] = {"latitude": str(row["latitude"]), "longitude": str(row["longitude"]),
-                                  "human_address": '{"address": ""}'}
-        records.append(record)
-    return records
 
 
 def test_time_ordered_split_and_sane_scores(trained):

@@ -23,10 +23,11 @@ from crime_assets.defs.automation.conditions import monthly_rematerialisation
 from crime_assets.defs.automation.sensors import watched_months
 from crime_assets.defs.jobs import NEEDS_A_CHAMPION
 from crime_assets.defs.resources import CrimeSource, QualityGates
+from crime_assets.runs import materialize_months
 from crime_assets.settings import Settings
 from crime_assets_tests.fake_socrata import FakeSocrata, export_rows_to_api_records
 from crime_assets_tests.helpers import (
-    CLOCK, NEWEST, at_clock, materialize_months, query, redated, sample_rows, settings_for, write_export,
+    CLOCK, NEWEST, at_clock, query, redated, sample_rows, settings_for, write_export,
 )
 
 INCIDENTS = "ijzp-q8t2"

@@ -16,10 +16,9 @@ import time_machine
 from crime_assets.core.months import month_key, shift_month
 from crime_assets.definitions import build_defs
 from crime_assets.defs.automation.sensors import watched_months
+from crime_assets.runs import materialize_months
 from crime_assets_tests.fake_socrata import export_rows_to_api_records
-from crime_assets_tests.helpers import (
-    at_clock, materialize_months, redated, sample_rows, settings_for, write_export,
-)
+from crime_assets_tests.helpers import at_clock, redated, sample_rows, settings_for, write_export
 
 CHICAGO = ZoneInfo("America/Chicago")
 DATES = [datetime(2027, 3, 1, 0, 30), datetime(2027, 1, 31, 23, 30), datetime(2027, 11, 30, 12, 0),

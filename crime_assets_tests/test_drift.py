@@ -12,7 +12,8 @@ import pytest
 
 from crime_assets.core.drift import DriftSummary, DriftThresholds, compare, psi, retrain_causes, target_drift
 from crime_assets.definitions import build_defs
-from crime_assets_tests.helpers import materialize_months, query, settings_for
+from crime_assets.runs import materialize_months
+from crime_assets_tests.helpers import query, settings_for
 
 MONTH = "2015-07"
 # Small, so a training takes seconds: train 2015-01..03, validate 2015-04, test 2015-05..06.

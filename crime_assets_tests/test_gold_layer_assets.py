@@ -11,7 +11,8 @@ import duckdb
 import pytest
 
 from crime_assets.definitions import build_defs
-from crime_assets_tests.helpers import SAMPLE, materialize_months, query, settings_for
+from crime_assets.runs import materialize_months
+from crime_assets_tests.helpers import SAMPLE, query, settings_for
 
 FOUNDATION = ["police_stations", "raw_incidents", "incidents_enriched"]
 GOLD = ["h3_monthly_stats", "h3_daily_counts", "h3_cell_labels", "hotspots"]

@@ -12,8 +12,9 @@ import duckdb
 import pytest
 
 from crime_assets.defs.resources import CrimeSource
+from crime_assets.runs import materialize_months
 from crime_assets_tests.fake_socrata import FakeSocrata, export_rows_to_api_records
-from crime_assets_tests.helpers import REPO, SAMPLE, materialize_months, query, settings_for
+from crime_assets_tests.helpers import REPO, SAMPLE, query, settings_for
 
 ASSETS = ["police_stations", "raw_incidents", "incidents_enriched"]
 

@@ -13,7 +13,8 @@ from crime_assets import load_model
 from crime_assets.core.arrest_model import ArrestModel
 from crime_assets.core.features import incident_rows
 from crime_assets.definitions import build_defs
-from crime_assets_tests.helpers import materialize_months, query, settings_for
+from crime_assets.runs import materialize_months
+from crime_assets_tests.helpers import query, settings_for
 
 # Small, so a training takes seconds: train 2015-01..03, validate 2015-04, test 2015-05..06.
 SMALL = {"end_month": "2015-06", "window_months": 3, "validation_months": 1, "test_months": 2, "max_rounds": 25}

@@ -9,7 +9,8 @@ import pytest
 from crime_assets.core.months import MonthWindow
 from crime_assets.core.quality import Thresholds, raw_incident_gates
 from crime_assets.core.raw_load import ensure_raw_tables
-from crime_assets_tests.helpers import SAMPLE, materialize_months, settings_for
+from crime_assets.runs import materialize_months
+from crime_assets_tests.helpers import SAMPLE, settings_for
 
 
 @pytest.fixture(scope="module")

@@ -85,11 +85,13 @@ def load_champion(mlflow: MlflowStore):
 )
 def drift_report(context: dg.AssetExecutionContext, config: DriftReportConfig, warehouse: Warehouse,
                  mlflow: MlflowStore) -> dg.MaterializeResult:
-    """An Evidently report per month comparing the month's arrest_features with a sample of the current
-    champion's training months: drift of every model feature, of the champion's predicted scores (and their
-    PSI), of the arrest rate (two-proportion test), and the champion's ROC AUC and MCC on the month against
-    its own test figures. The HTML report goes to <data dir>/reports/drift/<month>.html; the figures to the
-    warehouse table drift_metrics (month, metric, value). The champion comes from the MLflow registry."""
+    """A monthly Evidently drift report of arrest_features and the champion's scores against its training.
+
+    Compares the month's arrest_features with a sample of the current champion's training months: drift of
+    every model feature, of the champion's predicted scores (and their PSI), of the arrest rate
+    (two-proportion test), and the champion's ROC AUC and MCC on the month against its own test figures.
+    The HTML report goes to <data dir>/reports/drift/<month>.html; the figures to the warehouse table
+    drift_metrics (month, metric, value). The champion comes from the MLflow registry."""
     from crime_assets.core import drift
     from crime_assets.core.features import incident_rows
 

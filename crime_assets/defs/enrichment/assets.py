@@ -23,10 +23,12 @@ ENRICHED_GATES = ["geolocated_share_above_threshold", "station_distances_plausib
 def incidents_enriched(
     context: dg.AssetExecutionContext, warehouse: Warehouse, quality: QualityGates
 ) -> dg.MaterializeResult:
-    """Each month's incidents with their coordinates checked against Chicago's extent (missing or outside:
-    flagged, never dropped), the nearest district police station and the great-circle distance to it,
-    calendar features (hour, weekday, season, time-of-day band, cyclic encodings) and H3 cells at
-    resolutions 6-10, where every coarser cell is the parent of the r10 cell."""
+    """Each month's incidents with the nearest police station, calendar features and H3 cells.
+
+    Coordinates are checked against Chicago's extent (missing or outside: flagged, never dropped); then the
+    nearest district police station and the great-circle distance to it, calendar features (hour, weekday,
+    season, time-of-day band, cyclic encodings) and H3 cells at resolutions 6-10, where every coarser cell
+    is the parent of the r10 cell."""
     window = window_of(context)
     with warehouse.connect() as con:
         if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'police_stations'").fetchall()[0][0]:

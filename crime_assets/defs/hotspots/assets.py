@@ -61,12 +61,14 @@ class H3MonthlyStatsConfig(dg.Config):
 )
 def h3_monthly_stats(context: dg.AssetExecutionContext, config: H3MonthlyStatsConfig,
                      warehouse: Warehouse) -> dg.MaterializeResult:
-    """Per month, H3 resolution (6-10) and cell with incidents: incidents, arrests, the arrest rate with its
-    Wilson 95% score interval, a neighbour-pooled arrest rate (sum of arrests over the cell and its ring-1
-    neighbours divided by the sum of their incidents), a low-confidence flag (thresholds in run config), the
-    dominant primary type and its share, the domestic share and the incidents of each crime category
-    (violent, property, drugs, weapons, public_order, other). Coarser cells are parents of the r10 cell, so
-    counts add up exactly from r10 to r6; formulas in crime_assets/core/h3_stats.py."""
+    """Incidents, arrests and arrest rates per month, H3 resolution (6-10) and cell with incidents.
+
+    The arrest rate with its Wilson 95% score interval, a neighbour-pooled arrest rate (sum of arrests over
+    the cell and its ring-1 neighbours divided by the sum of their incidents), a low-confidence flag
+    (thresholds in run config), the dominant primary type and its share, the domestic share and the
+    incidents of each crime category (violent, property, drugs, weapons, public_order, other). Coarser cells
+    are parents of the r10 cell, so counts add up exactly from r10 to r6; formulas in
+    crime_assets/core/h3_stats.py."""
     window = window_of(context)
     rule = ConfidenceRule(min_incidents=config.min_incidents, max_interval_width=config.max_interval_width)
     with warehouse.connect() as con:
@@ -113,9 +115,11 @@ def h3_monthly_stats(context: dg.AssetExecutionContext, config: H3MonthlyStatsCo
     ],
 )
 def h3_daily_counts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
-    """Incidents and arrests per H3 cell per day, at resolutions 6-10, for each month's geolocated incidents
-    (day = local calendar day of occurred_at; only cell-days with incidents have a row). For time series
-    and day-of-week patterns of a place without scanning the incidents."""
+    """Incidents and arrests per H3 cell (resolutions 6-10) per day.
+
+    For each month's geolocated incidents (day = local calendar day of occurred_at; only cell-days with
+    incidents have a row). For time series and day-of-week patterns of a place without scanning the
+    incidents."""
     window = window_of(context)
     with warehouse.connect() as con:
         summary = build_daily_counts(con, window)
@@ -150,9 +154,10 @@ def h3_daily_counts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> 
     ],
 )
 def h3_cell_labels(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
-    """The names a person recognises for each H3 cell (resolutions 6-10) in each month: the most frequent
-    block, police district, beat, ward and community area of its incidents, and a label such as
-    '001XX N STATE ST, Loop, district 1', so a cell reads as a place instead of an H3 id."""
+    """The names a person recognises for each H3 cell (resolutions 6-10) in each month.
+
+    The most frequent block, police district, beat, ward and community area of its incidents, and a label
+    such as '001XX N STATE ST, Loop, district 1', so a cell reads as a place instead of an H3 id."""
     window = window_of(context)
     with warehouse.connect() as con:
         summary = build_cell_labels(con, window)
@@ -200,12 +205,13 @@ class HotspotsConfig(dg.Config):
     ],
 )
 def hotspots(context: dg.AssetExecutionContext, config: HotspotsConfig, warehouse: Warehouse) -> dg.MaterializeResult:
-    """Cells whose incidents this month are anomalously high against the same cell's trailing 12 months in
-    h3_monthly_stats: a Poisson upper-tail test with a minimum count and a Bonferroni correction, ranked by
-    p-value and labelled from h3_cell_labels, at a configurable resolution (default 8). A month with fewer
-    than min_history_months (default 3) earlier months of statistics gets no rows. Each month also gets two
-    PNG maps under reports/hotspots in the data directory (incidents, and neighbour-pooled arrest rate,
-    with the top hotspots outlined)."""
+    """Cells whose incidents this month are anomalously high against their own trailing 12 months.
+
+    A Poisson upper-tail test against the same cell's trailing 12 months in h3_monthly_stats, with a minimum
+    count and a Bonferroni correction, ranked by p-value and labelled from h3_cell_labels, at a configurable
+    resolution (default 8). A month with fewer than min_history_months (default 3) earlier months of
+    statistics gets no rows. Each month also gets two PNG maps under reports/hotspots in the data directory
+    (incidents, and neighbour-pooled arrest rate, with the top hotspots outlined)."""
     window = window_of(context)
     test = HotspotTest(resolution=config.resolution, history_months=config.history_months,
                        min_history_months=config.min_history_months, min_incidents=config.min_incidents,

@@ -22,8 +22,10 @@ RAW_GATES = ["required_columns_and_types", "ids_are_unique", "occurrences_inside
     metadata={"dagster/column_schema": column_schema(POLICE_STATIONS), "dagster/table_name": "warehouse.police_stations"},
 )
 def police_stations(context: dg.AssetExecutionContext, warehouse: Warehouse, source: CrimeSource) -> dg.MaterializeResult:
-    """Chicago's police stations (Socrata z8bn-74gv, or the snapshot the repository ships): the 22 district
-    stations and headquarters, with coordinates. Used to find each incident's nearest station."""
+    """Chicago's police stations: the 22 district stations and headquarters, with coordinates.
+
+    From Socrata z8bn-74gv, or the snapshot the repository ships. Used to find each incident's nearest
+    station."""
     stations, origin = source.stations()
     with warehouse.connect() as con:
         con.register("stations_frame", stations)
@@ -49,10 +51,11 @@ def police_stations(context: dg.AssetExecutionContext, warehouse: Warehouse, sou
 def raw_incidents(
     context: dg.AssetExecutionContext, warehouse: Warehouse, source: CrimeSource, quality: QualityGates
 ) -> dg.MaterializeResult:
-    """Reported incidents of each month in one canonical, typed schema, whichever source they came from
-    (the Socrata API or the portal's bulk export). Deduplicated by id, the latest update winning. Rows that
-    cannot be used (no id, an unparseable date, a date outside the month) go to raw_incidents_quarantine
-    with a reason. A month is replaced whole, or not at all."""
+    """Reported incidents of each month in one canonical, typed schema, whichever source they came from.
+
+    The source is the Socrata API or the portal's bulk export. Deduplicated by id, the latest update
+    winning. Rows that cannot be used (no id, an unparseable date, a date outside the month) go to
+    raw_incidents_quarantine with a reason. A month is replaced whole, or not at all."""
     window = window_of(context)
     incidents = source.incidents(context.log)
     # Fetching (network, file index) happens before the warehouse is locked; the parts are then

@@ -61,12 +61,14 @@ def _fmt(value: float) -> float:
                  for name, text in FEATURE_CHECKS.items()],
 )
 def arrest_features(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
-    """One model-ready row per incident of each month: categorical fields, time and place, how precisely the
-    time was recorded, how late it was reported (its record id and case number against those of incidents
-    that occurred in the same 3-hour slot), and arrest rates of its type in its beat, H3 cells and block
-    over the 12 months before -- never its own or later months' arrests, never updated_on. Depends on the
-    same month of incidents_enriched and reads the 12 months before it from the warehouse as they are
-    when the month is built (history_first_month / history_last_month say which)."""
+    """One model-ready row per incident of each month, from that month and the 12 months before it.
+
+    Categorical fields, time and place, how precisely the time was recorded, how late it was reported (its
+    record id and case number against those of incidents that occurred in the same 3-hour slot), and arrest
+    rates of its type in its beat, H3 cells and block over the 12 months before -- never its own or later
+    months' arrests, never updated_on. Depends on the same month of incidents_enriched and reads the 12
+    months before it from the warehouse as they are when the month is built (history_first_month /
+    history_last_month say which)."""
     window = window_of(context)
     with warehouse.connect() as con:
         stats = write_arrest_features(con, window)
@@ -163,12 +165,14 @@ def _plan(config, available: list[str]):
 )
 def arrest_model(context: dg.AssetExecutionContext, config: ArrestModelConfig, warehouse: Warehouse,
                  mlflow: MlflowStore) -> dg.Output:
-    """An XGBoost classifier of whether an incident leads to an arrest, trained on a rolling window of complete
-    months of arrest_features, stopped early and thresholded (max MCC) on the following validation month(s),
-    judged on the month(s) after those. Every training is an MLflow run (params, metrics, ROC / PR /
-    calibration / importance pictures, model card) that ends FINISHED or FAILED; the model is registered
-    with a signature and an input example, and the new version gets the alias `challenger`. The value is the
-    model itself: it scores raw incident records with no access to the warehouse."""
+    """An XGBoost classifier of whether an incident leads to an arrest, registered in MLflow.
+
+    Trained on a rolling window of complete months of arrest_features, stopped early and thresholded (max
+    MCC) on the following validation month(s), judged on the month(s) after those. Every training is an
+    MLflow run (params, metrics, ROC / PR / calibration / importance pictures, model card) that ends
+    FINISHED or FAILED; the model is registered with a signature and an input example, and the new version
+    gets the alias `challenger`. The value is the model itself: it scores raw incident records with no
+    access to the warehouse."""
     from crime_assets.core.model_registry import input_example, log_training, tracked_run
     from crime_assets.core.training import TrainingParams, train_arrest_model, train_baseline
 
@@ -324,10 +328,11 @@ class BacktestConfig(dg.Config):
 )
 def model_backtest(context: dg.AssetExecutionContext, config: BacktestConfig, warehouse: Warehouse,
                    mlflow: MlflowStore) -> dg.MaterializeResult:
-    """Rolling-origin evaluation of the arrest model over the available history: for each test month, train on
-    the window before its validation month(s) exactly as arrest_model does, test on that month, step one
-    month. A metrics table per month (also the warehouse table model_backtest, and an MLflow run) and a line
-    chart of ROC AUC, MCC, PR AUC and F1 over the months."""
+    """Rolling-origin evaluation of the arrest model: its metrics month by month over the history.
+
+    For each test month, train on the window before its validation month(s) exactly as arrest_model does,
+    test on that month, step one month. A metrics table per month (also the warehouse table model_backtest,
+    and an MLflow run) and a line chart of ROC AUC, MCC, PR AUC and F1 over the months."""
     from crime_assets.core.metrics import backtest_figure
     from crime_assets.core.model_registry import tracked_run
     from crime_assets.core.months import shift_month

@@ -67,7 +67,8 @@ def failures(tmp_path_factory):
     records = export_rows_to_api_records(con.sql(
         """SELECT * FROM rows WHERE "Date" SIMILAR TO '(04/0[1-7]|03/0[1-2])/2016.*'""").df())
     monthly = ["raw_incidents", "incidents_enriched"]
-    with dg.instance_for_test() as instance:
+    # At the tests' own clock, as the freshness checks these runs evaluate judge by the date.
+    with time_machine.travel(CLOCK, tick=True), dg.instance_for_test() as instance:
         warehouse = folder / "warehouse"
         materialize_months(["police_stations", "raw_incidents"], "2016-01", "2016-03",
                            settings_for(warehouse, CRIME_EXPORT_PATH=export("good", "SELECT * FROM april")),

@@ -17,6 +17,8 @@ Plain functions, no Dagster. Four questions, each with its own threshold (``Drif
 
 from __future__ import annotations
 
+import contextvars
+import importlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -171,6 +173,11 @@ def run_report(reference: pd.DataFrame, current: pd.DataFrame, numerical: Sequen
 
     Not ``DataDriftPreset``: it computes every column's drift twice (its drifted-columns count runs the
     legacy calculation again), about 40% more time for a headline this module computes from the columns."""
+    # Importing evidently makes an event loop that is never closed, and its handles keep a copy of the current
+    # contextvars: inside a Dagster step, the step's context, hence the job, the code location and duckdb. Kept
+    # alive to interpreter exit, that is nanobind's "leaked instances/types/functions" report. An empty context
+    # gives the loop nothing of ours to hold.
+    contextvars.Context().run(importlib.import_module, "evidently")
     from evidently import DataDefinition, Dataset, Report
     from evidently.metrics import ValueDrift
 

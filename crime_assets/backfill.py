@@ -23,9 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk-months", type=int, default=24, help="months per run (default 24)")
     args = parser.parse_args(argv)
     instance_home()
-    from crime_assets.settings import Settings
-
-    log_library_warnings(Settings.from_env().data_dir / "logs" / "warnings.log")
+    log_library_warnings()
 
     import dagster as dg
 

@@ -28,11 +28,19 @@ def instance_home() -> str:
     return home
 
 
-def log_library_warnings(path: Path) -> None:
-    """Send Python warnings (Dagster's beta/preview notices, MLflow's hints) to ``path`` instead of the console,
-    where a person reads the runs' own logs and the summary; MLflow's INFO chatter stays off it too."""
+def warnings_log(data_dir: Path) -> Path:
+    return data_dir / "logs" / "warnings.log"
+
+
+def log_library_warnings() -> None:
+    """Send Python warnings (Dagster's beta/preview notices, MLflow's hints) to the data directory's
+    warnings log instead of the console, where a person reads the runs' own logs and the summary; MLflow's
+    INFO chatter stays off it too."""
     import logging
 
+    from crime_assets.settings import Settings
+
+    path = warnings_log(Settings.from_env().data_dir)
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     path.parent.mkdir(parents=True, exist_ok=True)
     logging.captureWarnings(True)
@@ -47,9 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--to", dest="last", default=SAMPLE_MONTHS[1], help="last month (YYYY-MM)")
     args = parser.parse_args(argv)
     home = instance_home()
-    from crime_assets.settings import Settings
-
-    log_library_warnings(Settings.from_env().data_dir / "logs" / "warnings.log")
+    log_library_warnings()
 
     import dagster as dg
 
@@ -104,7 +110,7 @@ def summary(window, settings, results: dict, home: str, seconds: float) -> str:
             "SELECT count(*), any_value(resolution) FROM hotspots WHERE month = $b", {"b": window.keys[-1]}).fetchone()
     runs = [r.run_id for r in results.values()]
     lines = [
-        f"crime_assets quick start: done in {seconds:.1f} s ({len(runs)} runs: {', '.join(runs)})",
+        f"crime_assets quick start: done in {seconds:.1f} s ({len(runs)} run{'s' if len(runs) > 1 else ''}: {', '.join(runs)})",
         f"  months          {window.label} ({len(window.keys)} months, source: {settings.source})",
         f"  incidents       {rows:,} (arrest rate {arrests / max(rows, 1):.1%}, geolocated {geolocated or 0:.1%})",
         f"  quarantined     {quarantined:,} rows (table raw_incidents_quarantine)",
@@ -116,7 +122,7 @@ def summary(window, settings, results: dict, home: str, seconds: float) -> str:
         f"  Dagster UI      DAGSTER_HOME={home} dagster dev   then http://localhost:3000",
         f"  MLflow UI       mlflow ui --backend-store-uri {settings.mlflow_tracking_uri} --port 5000"
         "   then http://localhost:5000",
-        f"  warnings        of the libraries, in {settings.data_dir / 'logs' / 'warnings.log'}",
+        f"  warnings        of the libraries, in {warnings_log(settings.data_dir)}",
     ]
     return "\n" + "\n".join(lines) + "\n"
 

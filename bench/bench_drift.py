@@ -7,7 +7,7 @@ seeded from bench/output/model (bench_model.py's data dir: the warehouse and MLf
 without one, built: 2015-01..2016-12 through arrest_features from ../shared/data/chicago (else the
 shipped sample) and an arrest_model trained on 2015 (validate 2016-01, test 2016-02). Then it measures:
 
-- ``report``: crime_assets.core.drift.judge_month for the month -- Evidently over the 48 features, the
+- ``report``: crime_assets.monitoring.drift.judge_month for the month -- Evidently over the 48 features, the
   score and the label (reference: 20,000 rows of the champion's training months), the champion's
   scores and quality on the month, and the HTML file -- median of --reps, after one warm-up (imports);
 - ``asset``: one drift_report materialisation through Dagster (reads, report, drift_metrics, chart).
@@ -44,10 +44,10 @@ def main() -> None:
     import dagster as dg
     import duckdb
 
-    from crime_assets.core.model_registry import CHAMPION, alias_version
+    from crime_assets.model.model_registry import CHAMPION, alias_version
     from crime_assets.definitions import build_defs
     from crime_assets.runs import materialize_months
-    from crime_assets.settings import Settings
+    from crime_assets.common.settings import Settings
 
     data_dir = Path(args.data_dir).resolve()
     if args.fresh and data_dir.exists():
@@ -69,9 +69,9 @@ def main() -> None:
         assert job.execute_in_process(instance=dg.DagsterInstance.ephemeral(),
                                       run_config={"ops": {"arrest_model": {"config": TRAIN}}}).success
 
-    from crime_assets.core import drift
-    from crime_assets.core.features import incident_rows
-    from crime_assets.core.model_registry import load_registered
+    from crime_assets.monitoring import drift
+    from crime_assets.model.features import incident_rows
+    from crime_assets.model.model_registry import load_registered
 
     model = load_registered(settings.mlflow_tracking_uri, settings.arrest_model_name, alias=CHAMPION)
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:

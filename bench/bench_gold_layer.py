@@ -44,7 +44,7 @@ def worker(export: str, data_dir: str) -> dict:
     import duckdb
 
     from crime_assets.runs import materialize_months
-    from crime_assets.settings import Settings
+    from crime_assets.common.settings import Settings
 
     settings = Settings.from_env({"CRIME_DATA_DIR": data_dir, "CRIME_EXPORT_PATH": export})
     started, cpu = time.perf_counter(), time.process_time()

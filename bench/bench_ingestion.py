@@ -35,7 +35,7 @@ def worker(export: str, first: str, last: str, data_dir: str) -> dict:
     import duckdb
 
     from crime_assets.runs import materialize_months
-    from crime_assets.settings import Settings
+    from crime_assets.common.settings import Settings
 
     settings = Settings.from_env({"CRIME_DATA_DIR": data_dir, "CRIME_EXPORT_PATH": export})
     if first != last:  # a single-month run measures the steady state: the stations are already there
@@ -69,7 +69,7 @@ def main() -> None:
         return
 
     sys.path.insert(0, str(REPO))
-    from crime_assets.core.export_files import resolve_export_files
+    from crime_assets.ingestion.export_files import resolve_export_files
     from scan_baseline import scan_seconds
 
     scans, ranged, single = [], [], []

@@ -59,7 +59,7 @@ def main() -> None:
 
     from crime_assets.definitions import build_defs
     from crime_assets.runs import materialize_months
-    from crime_assets.settings import Settings
+    from crime_assets.common.settings import Settings
 
     data_dir = Path(args.data_dir)
     if args.fresh and data_dir.exists():
@@ -106,8 +106,8 @@ def main() -> None:
     metrics = run.data.metrics
 
     # ---- baseline on the same split
-    from crime_assets.core.features import incident_rows
-    from crime_assets.core.training import SplitPlan, train_baseline
+    from crime_assets.model.features import incident_rows
+    from crime_assets.model.training import SplitPlan, train_baseline
 
     plan = SplitPlan.ending(**CONFIG)
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
@@ -125,7 +125,7 @@ def main() -> None:
         model = load_model()
         loads.append(time.perf_counter() - started)
     cold_script = ("import time; t0 = time.perf_counter(); from crime_assets import load_model; "
-                   "import crime_assets.core.model_registry, xgboost; t1 = time.perf_counter(); m = load_model(); "
+                   "import crime_assets.model.model_registry, xgboost; t1 = time.perf_counter(); m = load_model(); "
                    "t2 = time.perf_counter(); print(f'{t1 - t0:.3f} {t2 - t1:.3f}')")
     cold = []
     for _ in range(args.reps):

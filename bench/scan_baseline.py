@@ -7,7 +7,7 @@ from pathlib import Path
 
 import duckdb
 
-from crime_assets.core.export_files import header
+from crime_assets.ingestion.export_files import header
 
 
 def scan_seconds(files: list[Path]) -> float:

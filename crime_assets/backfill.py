@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import dagster as dg
 
-    from crime_assets.core.months import MonthWindow
+    from crime_assets.common.months import MonthWindow
     from crime_assets.definitions import defs
     from crime_assets.runs import partition_range_tags
 

@@ -16,17 +16,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from crime_assets.settings import Settings
+from crime_assets.common.settings import Settings
 
 if TYPE_CHECKING:
-    from crime_assets.core.arrest_model import ArrestModel
+    from crime_assets.model.arrest_model import ArrestModel
 
 
 def load_model(alias: str | None = None, version: str | int | None = None, name: str | None = None,
                tracking_uri: str | None = None) -> ArrestModel:
     """The arrest model registered under ``name`` at ``alias`` (default ``champion``) or ``version``.
 
-    Returns a ``crime_assets.core.arrest_model.ArrestModel``: ``predict_proba(records)`` gives an (n, 2)
+    Returns a ``crime_assets.model.arrest_model.ArrestModel``: ``predict_proba(records)`` gives an (n, 2)
     array (column 1: P(arrest)), ``predict(records)`` 0/1 decisions; ``.info`` holds name, version, run
     id, the training / test months and the test metrics. Raises LookupError when nothing matches, with
     the versions that exist.
@@ -39,7 +39,7 @@ def load_model(alias: str | None = None, version: str | int | None = None, name:
         # MLflow would create an empty store there; say where we looked instead.
         raise LookupError(f"no MLflow store at {uri}: set CRIME_DATA_DIR (or MLFLOW_TRACKING_URI) to where "
                           "arrest_model was trained, or materialise arrest_model first")
-    from crime_assets.core.model_registry import CHAMPION, load_registered
+    from crime_assets.model.model_registry import CHAMPION, load_registered
 
     return load_registered(uri, name or settings.arrest_model_name, version=version,
                            alias=None if version is not None else (alias or CHAMPION))

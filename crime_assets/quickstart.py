@@ -38,7 +38,7 @@ def log_library_warnings() -> None:
     INFO chatter stays off it too."""
     import logging
 
-    from crime_assets.settings import Settings
+    from crime_assets.common.settings import Settings
 
     path = warnings_log(Settings.from_env().data_dir)
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import dagster as dg
 
-    from crime_assets.core.months import MonthWindow
+    from crime_assets.common.months import MonthWindow
     from crime_assets.definitions import defs, settings
     from crime_assets.runs import partition_range_tags
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dagster as dg
 
 from crime_assets.definitions import build_defs
-from crime_assets.settings import Settings
+from crime_assets.common.settings import Settings
 
 
 def partition_range_tags(first: str, last: str) -> dict[str, str]:

@@ -15,7 +15,7 @@ import os
 
 import duckdb
 
-from crime_assets.settings import Settings
+from crime_assets.common.settings import Settings
 
 
 class WarehouseMissingError(LookupError):

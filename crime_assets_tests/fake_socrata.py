@@ -1,6 +1,6 @@
 """A fake Socrata (SODA 2) server on loopback, with fault injection, for tests over real HTTP.
 
-It understands exactly what ``crime_assets.core.socrata.SocrataClient`` sends and answers
+It understands exactly what ``crime_assets.ingestion.socrata.SocrataClient`` sends and answers
 HTTP 400 to anything else, so a test passing here proves the client sends only those queries.
 """
 

@@ -13,7 +13,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from crime_assets.settings import Settings
+from crime_assets.common.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_CHICAGO = REPO.parent / "shared" / "data" / "chicago"

@@ -16,7 +16,7 @@ from crime_assets.definitions import build_defs
 from crime_assets_tests.fake_socrata import FakeSocrata, export_rows_to_api_records
 from crime_assets_tests.helpers import SAMPLE, query, sample_rows, settings_for
 from crime_assets_tests.servers import dagster_env, dagster_services, fresh_dagster_home
-from crime_assets_tests.test_automation import DOWNSTREAM
+from crime_assets_tests.automation.test_automation import DOWNSTREAM
 
 pytestmark = [pytest.mark.daemon, pytest.mark.slow]
 

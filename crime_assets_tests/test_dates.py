@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 import time_machine
 
-from crime_assets.core.months import month_key, shift_month
+from crime_assets.common.months import month_key, shift_month
 from crime_assets.definitions import build_defs
-from crime_assets.defs.automation.sensors import watched_months
+from crime_assets.defs.ingestion.sensors import watched_months
 from crime_assets.runs import materialize_months
 from crime_assets_tests.fake_socrata import export_rows_to_api_records
 from crime_assets_tests.helpers import at_clock, redated, sample_rows, settings_for, write_export

@@ -31,13 +31,11 @@ from collections.abc import Callable, Mapping, Sequence
 
 import dagster as dg
 
-from crime_assets.core.feature_history import HISTORY_MONTHS, history_months
-from crime_assets.defs.enrichment.assets import incidents_enriched
-from crime_assets.defs.hotspots.assets import HotspotsConfig, h3_monthly_stats, hotspots
-from crime_assets.defs.jobs import NEEDS_A_CHAMPION
-from crime_assets.defs.model.assets import arrest_features, challenger_clears_promotion_gate
-from crime_assets.defs.partitions import monthly_partitions
-from crime_assets.settings import AutomationSettings
+from crime_assets.model.feature_history import HISTORY_MONTHS, history_months
+from crime_assets.defs.hotspots.assets import HotspotsConfig
+from crime_assets.defs.automation.jobs import NEEDS_A_CHAMPION
+from crime_assets.defs.common.partitions import monthly_partitions
+from crime_assets.common.settings import AutomationSettings
 
 RAW = dg.AssetKey("raw_incidents")
 STATIONS = dg.AssetKey("police_stations")
@@ -47,11 +45,11 @@ AutomationCondition = dg.AutomationCondition
 # declaring it: reader -> (source, months). The windows are the readers' own defaults (HISTORY_MONTHS;
 # hotspots' run config default): a run configured with a longer window is not followed further back.
 HISTORY_READERS: dict[dg.AssetKey, tuple[dg.AssetKey, int]] = {
-    arrest_features.key: (incidents_enriched.key, HISTORY_MONTHS),
-    hotspots.key: (h3_monthly_stats.key, HotspotsConfig.model_fields["history_months"].default),
+    dg.AssetKey("arrest_features"): (dg.AssetKey("incidents_enriched"), HISTORY_MONTHS),
+    dg.AssetKey("hotspots"): (dg.AssetKey("h3_monthly_stats"), HotspotsConfig.model_fields["history_months"].default),
 }
 # The promotion gate of arrest_model; its evaluations say which version is the champion afterwards.
-PROMOTION_GATE = next(iter(challenger_clears_promotion_gate.check_keys))
+PROMOTION_GATE = dg.AssetCheckKey(dg.AssetKey("arrest_model"), "challenger_clears_promotion_gate")
 
 
 class BlockingChecksPassed(dg.AutomationCondition[dg.AssetKey]):

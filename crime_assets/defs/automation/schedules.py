@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from crime_assets.settings import AutomationSettings
+from crime_assets.common.settings import AutomationSettings
 
 
 def build_monthly_schedule(job: dg.UnresolvedAssetJobDefinition, settings: AutomationSettings) -> dg.ScheduleDefinition:

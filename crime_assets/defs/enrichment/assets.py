@@ -1,13 +1,13 @@
 import dagster as dg
 
-from crime_assets.core.enrich import ENRICHED_TABLE, enrich_incidents
-from crime_assets.core.quality import enriched_gates
-from crime_assets.core.schema import INCIDENTS_ENRICHED
-from crime_assets.defs.ingestion.assets import police_stations, raw_incidents
-from crime_assets.defs.metadata import column_schema, markdown_table, window_of
-from crime_assets.defs.partitions import monthly_warehouse_asset
-from crime_assets.defs.checks import gate_results, gate_specs
-from crime_assets.defs.resources import QualityGates, Warehouse
+from crime_assets.enrichment.enrich import ENRICHED_TABLE, enrich_incidents
+from crime_assets.ingestion.quality import enriched_gates
+from crime_assets.common.schema import INCIDENTS_ENRICHED
+from crime_assets.defs.common.metadata import column_schema, markdown_table, window_of
+from crime_assets.defs.common.partitions import monthly_warehouse_asset
+from crime_assets.defs.common.checks import gate_results, gate_specs
+from crime_assets.defs.common.warehouse_resource import Warehouse
+from crime_assets.defs.ingestion.resources import QualityGates
 
 ENRICHED_GATES = ["geolocated_share_above_threshold", "station_distances_plausible", "geolocated_rows_have_h3_cells"]
 
@@ -15,7 +15,7 @@ ENRICHED_GATES = ["geolocated_share_above_threshold", "station_distances_plausib
 @monthly_warehouse_asset(
     group_name="enrichment",
     kinds={"duckdb", "python"},
-    deps=[raw_incidents, police_stations],
+    deps=["raw_incidents", "police_stations"],
     metadata={"dagster/column_schema": column_schema(INCIDENTS_ENRICHED),
               "dagster/table_name": f"warehouse.{ENRICHED_TABLE}", "partition_expr": "month"},
     check_specs=gate_specs("incidents_enriched", ENRICHED_GATES),

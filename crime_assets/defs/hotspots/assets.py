@@ -4,19 +4,18 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from crime_assets.core.h3_stats import (
+from crime_assets.hotspots.h3_stats import (
     CELL_LABELS_TABLE, DAILY_COUNTS_TABLE, H3_CELL_LABELS, H3_DAILY_COUNTS, H3_MONTHLY_STATS, MONTHLY_STATS_TABLE,
     ConfidenceRule, build_cell_labels, build_daily_counts, build_monthly_stats, count_conservation_violations,
     label_coverage_violations, parent_sum_violations, rate_bound_violations,
 )
-from crime_assets.core.hotspots import (
+from crime_assets.hotspots.hotspots import (
     HOTSPOTS, HOTSPOTS_TABLE, HotspotTest, find_hotspots, hotspots_missing_from_stats, map_inputs,
 )
-from crime_assets.core.maps import render_months, thumbnail_markdown
-from crime_assets.defs.enrichment.assets import incidents_enriched
-from crime_assets.defs.metadata import column_schema, markdown_table, window_of
-from crime_assets.defs.partitions import monthly_warehouse_asset
-from crime_assets.defs.resources import Warehouse
+from crime_assets.hotspots.maps import render_months, thumbnail_markdown
+from crime_assets.defs.common.metadata import column_schema, markdown_table, window_of
+from crime_assets.defs.common.partitions import monthly_warehouse_asset
+from crime_assets.defs.common.warehouse_resource import Warehouse
 
 GROUP = "hotspots"
 KINDS = {"duckdb", "h3"}
@@ -46,7 +45,7 @@ class H3MonthlyStatsConfig(dg.Config):
 @monthly_warehouse_asset(
     group_name=GROUP,
     kinds=KINDS,
-    deps=[incidents_enriched],
+    deps=["incidents_enriched"],
     metadata=_table_metadata(H3_MONTHLY_STATS, MONTHLY_STATS_TABLE),
     check_specs=[
         dg.AssetCheckSpec("cells_sum_to_geolocated_incidents", asset="h3_monthly_stats", blocking=True,
@@ -68,7 +67,7 @@ def h3_monthly_stats(context: dg.AssetExecutionContext, config: H3MonthlyStatsCo
     (thresholds in run config), the dominant primary type and its share, the domestic share and the
     incidents of each crime category (violent, property, drugs, weapons, public_order, other). Coarser cells
     are parents of the r10 cell, so counts add up exactly from r10 to r6; formulas in
-    crime_assets/core/h3_stats.py."""
+    crime_assets/hotspots/h3_stats.py."""
     window = window_of(context)
     rule = ConfidenceRule(min_incidents=config.min_incidents, max_interval_width=config.max_interval_width)
     with warehouse.connect() as con:
@@ -106,7 +105,7 @@ def h3_monthly_stats(context: dg.AssetExecutionContext, config: H3MonthlyStatsCo
 @monthly_warehouse_asset(
     group_name=GROUP,
     kinds=KINDS,
-    deps=[incidents_enriched],
+    deps=["incidents_enriched"],
     metadata=_table_metadata(H3_DAILY_COUNTS, DAILY_COUNTS_TABLE),
     check_specs=[
         dg.AssetCheckSpec("daily_cells_sum_to_geolocated_incidents", asset="h3_daily_counts",
@@ -145,7 +144,7 @@ def h3_daily_counts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> 
 @monthly_warehouse_asset(
     group_name=GROUP,
     kinds=KINDS,
-    deps=[incidents_enriched],
+    deps=["incidents_enriched"],
     metadata=_table_metadata(H3_CELL_LABELS, CELL_LABELS_TABLE),
     check_specs=[
         dg.AssetCheckSpec("one_label_per_cell", asset="h3_cell_labels", blocking=True,
@@ -178,7 +177,7 @@ def h3_cell_labels(context: dg.AssetExecutionContext, warehouse: Warehouse) -> d
 
 
 class HotspotsConfig(dg.Config):
-    """The hotspot test (crime_assets/core/hotspots.py) and its maps."""
+    """The hotspot test (crime_assets/hotspots/hotspots.py) and its maps."""
 
     resolution: int = Field(default=8, description="H3 resolution of the cells tested and mapped (6-10)")
     history_months: int = Field(default=12, description="Trailing months a cell's baseline is taken over")

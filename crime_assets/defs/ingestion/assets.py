@@ -1,13 +1,14 @@
 import dagster as dg
 
-from crime_assets.core.quality import raw_incident_gates
-from crime_assets.core.raw_load import QUARANTINE_TABLE, RAW_TABLE, load_raw_incidents_in_chunks
-from crime_assets.core.schema import POLICE_STATIONS, RAW_INCIDENTS, create_table_sql
-from crime_assets.core.sql import transaction
-from crime_assets.defs.metadata import column_schema, markdown_table, window_of
-from crime_assets.defs.partitions import monthly_warehouse_asset
-from crime_assets.defs.checks import gate_results, gate_specs
-from crime_assets.defs.resources import WAREHOUSE_POOL, CrimeSource, QualityGates, Warehouse
+from crime_assets.ingestion.quality import raw_incident_gates
+from crime_assets.ingestion.raw_load import QUARANTINE_TABLE, RAW_TABLE, load_raw_incidents_in_chunks
+from crime_assets.common.schema import POLICE_STATIONS, RAW_INCIDENTS, create_table_sql
+from crime_assets.common.sql import transaction
+from crime_assets.defs.common.metadata import column_schema, markdown_table, window_of
+from crime_assets.defs.common.partitions import monthly_warehouse_asset
+from crime_assets.defs.common.checks import gate_results, gate_specs
+from crime_assets.defs.common.warehouse_resource import WAREHOUSE_POOL, Warehouse
+from crime_assets.defs.ingestion.resources import CrimeSource, QualityGates
 
 RAW_GATES = ["required_columns_and_types", "ids_are_unique", "occurrences_inside_month", "month_not_empty",
              "volume_within_band", "quarantine_share_below_threshold"]

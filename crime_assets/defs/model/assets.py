@@ -1,7 +1,7 @@
 """The arrest model's assets: the monthly feature table, the trained and registered model, the backtest,
 and the promotion gate that moves the ``champion`` alias.
 
-Thin wiring around ``crime_assets.core`` (features, training, metrics, model_registry). XGBoost and
+Thin wiring around the plain modules of this folder (features, training, metrics, model_registry). XGBoost and
 MLflow are imported inside the functions that use them, so loading the code location stays quick.
 The model assets read the warehouse up front and release it before training; they run in the
 warehouse pool like every asset that opens the DuckDB file.
@@ -17,18 +17,16 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from crime_assets.core.feature_history import HISTORY_MONTHS
-from crime_assets.core.features import (
+from crime_assets.model.feature_history import HISTORY_MONTHS
+from crime_assets.model.features import (
     ARREST_FEATURES, FEATURES_TABLE, FEATURES_VERSION, write_arrest_features,
 )
-from crime_assets.core.schema import Column, create_table_sql
-from crime_assets.core.sql import transaction
-from crime_assets.defs.enrichment.assets import incidents_enriched
-from crime_assets.defs.ingestion.assets import police_stations
-from crime_assets.defs.metadata import column_schema, markdown_table, window_of
+from crime_assets.common.schema import Column, create_table_sql
+from crime_assets.common.sql import transaction
+from crime_assets.defs.common.metadata import column_schema, markdown_table, window_of
 from crime_assets.defs.model.resources import MlflowStore
-from crime_assets.defs.partitions import monthly_warehouse_asset
-from crime_assets.defs.resources import WAREHOUSE_POOL, Warehouse
+from crime_assets.defs.common.partitions import monthly_warehouse_asset
+from crime_assets.defs.common.warehouse_resource import WAREHOUSE_POOL, Warehouse
 
 # Month M's rows come from month M of incidents_enriched (the declared, same-month dependency); its
 # history features read months M-12..M-1 from the warehouse as they are when M is built -- "as of"
@@ -52,7 +50,7 @@ def _fmt(value: float) -> float:
 @monthly_warehouse_asset(
     group_name="model",
     kinds={"duckdb", "python"},
-    deps=[incidents_enriched],
+    deps=["incidents_enriched"],
     code_version=FEATURES_VERSION,
     metadata={"dagster/column_schema": column_schema(ARREST_FEATURES),
               "dagster/table_name": f"warehouse.{FEATURES_TABLE}", "partition_expr": "month",
@@ -129,8 +127,8 @@ def _available_months(con) -> list[str]:
 
 def _training_inputs(con, plan):
     """Everything a training run reads from the warehouse, read at once (the lock is released before fitting)."""
-    from crime_assets.core.feature_history import fit_history, history_months
-    from crime_assets.core.features import incident_rows, read_features, report_clock
+    from crime_assets.model.feature_history import fit_history, history_months
+    from crime_assets.model.features import incident_rows, read_features, report_clock
 
     history = history_months(plan.validation[0])  # the 12 months up to the end of training
     return {
@@ -144,7 +142,7 @@ def _training_inputs(con, plan):
 
 
 def _plan(config, available: list[str]):
-    from crime_assets.core.training import SplitPlan
+    from crime_assets.model.training import SplitPlan
 
     if not available:
         raise RuntimeError(f"table {FEATURES_TABLE} is empty: materialise arrest_features first")
@@ -158,9 +156,9 @@ def _plan(config, available: list[str]):
     group_name="model",
     kinds={"xgboost", "mlflow"},
     pool=WAREHOUSE_POOL,
-    deps=[arrest_features, incidents_enriched, police_stations],
+    deps=[arrest_features, "incidents_enriched", "police_stations"],
     io_manager_key="arrest_model_io_manager",
-    metadata={"value": "ArrestModel (crime_assets.core.arrest_model); stored in the MLflow registry, "
+    metadata={"value": "ArrestModel (crime_assets.model.arrest_model); stored in the MLflow registry, "
                        "loaded back by the arrest_model_io_manager"},
 )
 def arrest_model(context: dg.AssetExecutionContext, config: ArrestModelConfig, warehouse: Warehouse,
@@ -173,8 +171,8 @@ def arrest_model(context: dg.AssetExecutionContext, config: ArrestModelConfig, w
     FINISHED or FAILED; the model is registered with a signature and an input example, and the new version
     gets the alias `challenger`. The value is the model itself: it scores raw incident records with no
     access to the warehouse."""
-    from crime_assets.core.model_registry import input_example, log_training, tracked_run
-    from crime_assets.core.training import TrainingParams, train_arrest_model, train_baseline
+    from crime_assets.model.model_registry import input_example, log_training, tracked_run
+    from crime_assets.model.training import TrainingParams, train_arrest_model, train_baseline
 
     started = time.perf_counter()
     with warehouse.connect() as con:
@@ -182,7 +180,7 @@ def arrest_model(context: dg.AssetExecutionContext, config: ArrestModelConfig, w
         inputs = _training_inputs(con, plan)
         baseline_rows = None
         if config.train_baseline:
-            from crime_assets.core.features import incident_rows
+            from crime_assets.model.features import incident_rows
 
             baseline_rows = incident_rows(con, plan.train[0], plan.train[-1])
     read_seconds = time.perf_counter() - started
@@ -251,11 +249,11 @@ class PromotionGateConfig(dg.Config):
                             "champion on the same test months beyond the tolerance; then it becomes the champion.")
 def challenger_clears_promotion_gate(context: dg.AssetCheckExecutionContext, config: PromotionGateConfig,
                                      arrest_model, warehouse: Warehouse, mlflow: MlflowStore) -> dg.AssetCheckResult:
-    from crime_assets.core.features import incident_rows
-    from crime_assets.core.model_registry import (
+    from crime_assets.model.features import incident_rows
+    from crime_assets.model.model_registry import (
         CHAMPION, PromotionFloors, alias_version, load_registered, promotion_decision, set_alias,
     )
-    from crime_assets.core.training import evaluate
+    from crime_assets.model.training import evaluate
 
     challenger = arrest_model
     name, version = challenger.info["name"], str(challenger.info["version"])
@@ -322,7 +320,7 @@ class BacktestConfig(dg.Config):
     group_name="model",
     kinds={"xgboost", "mlflow", "duckdb"},
     pool=WAREHOUSE_POOL,
-    deps=[arrest_features, incidents_enriched, police_stations],
+    deps=[arrest_features, "incidents_enriched", "police_stations"],
     metadata={"dagster/column_schema": column_schema(BACKTEST_COLUMNS),
               "dagster/table_name": f"warehouse.{BACKTEST_TABLE}"},
 )
@@ -333,10 +331,10 @@ def model_backtest(context: dg.AssetExecutionContext, config: BacktestConfig, wa
     For each test month, train on the window before its validation month(s) exactly as arrest_model does,
     test on that month, step one month. A metrics table per month (also the warehouse table model_backtest,
     and an MLflow run) and a line chart of ROC AUC, MCC, PR AUC and F1 over the months."""
-    from crime_assets.core.metrics import backtest_figure
-    from crime_assets.core.model_registry import tracked_run
-    from crime_assets.core.months import shift_month
-    from crime_assets.core.training import SplitPlan, TrainingParams, train_arrest_model
+    from crime_assets.model.metrics import backtest_figure
+    from crime_assets.model.model_registry import tracked_run
+    from crime_assets.common.months import shift_month
+    from crime_assets.model.training import SplitPlan, TrainingParams, train_arrest_model
     import mlflow as mlflow_api
 
     params = TrainingParams(learning_rate=config.learning_rate, max_depth=config.max_depth,

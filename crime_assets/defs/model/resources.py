@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any, Optional
 import dagster as dg
 from pydantic import Field
 
-from crime_assets.settings import Settings
+from crime_assets.common.settings import Settings
 
 if TYPE_CHECKING:
-    from crime_assets.core.arrest_model import ArrestModel
-    from crime_assets.core.model_registry import MlflowTarget
+    from crime_assets.model.arrest_model import ArrestModel
+    from crime_assets.model.model_registry import MlflowTarget
 
 
 class MlflowStore(dg.ConfigurableResource):
@@ -30,7 +30,7 @@ class MlflowStore(dg.ConfigurableResource):
     model_name: str = Field(default="chicago_arrest", description="registered model name (ARREST_MODEL_NAME)")
 
     def target(self, experiment: str | None = None) -> MlflowTarget:
-        from crime_assets.core.model_registry import MlflowTarget
+        from crime_assets.model.model_registry import MlflowTarget
 
         return MlflowTarget(self.tracking_uri, self.artifact_location, experiment or self.experiment_name)
 
@@ -63,7 +63,7 @@ class ArrestModelIOManager(dg.ConfigurableIOManager):
         context.add_output_metadata({"model_version_pointer": dg.MetadataValue.path(str(path))})
 
     def load_input(self, context: dg.InputContext) -> Any:
-        from crime_assets.core.model_registry import load_registered
+        from crime_assets.model.model_registry import load_registered
 
         path = Path(self.pointer_path)
         if not path.exists():

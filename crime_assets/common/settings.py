@@ -1,0 +1,193 @@
+"""Every setting of the platform, read from the environment in this one place.
+
+| variable | default | meaning |
+|---|---|---|
+| CRIME_DATA_DIR | ./data | everything the platform writes: warehouse.duckdb, reports, the MLflow store, logs |
+| CRIME_SOURCE | export | `export` (bulk CSV files; the shipped sample by default) or `socrata` (live API) |
+| CRIME_EXPORT_PATH | the shipped sample | a bulk-export file, a folder of them, or a glob |
+| SOCRATA_DOMAIN | data.cityofchicago.org | portal host, or `http://host:port` for a mirror |
+| SOCRATA_APP_TOKEN | (none) | app token; secret, read through EnvVar only |
+| SOCRATA_PAGE_SIZE | 50000 | rows per API page |
+| SOCRATA_INCIDENTS_DATASET | ijzp-q8t2 | crimes dataset id |
+| SOCRATA_STATIONS_DATASET | z8bn-74gv | police stations dataset id |
+| CRIME_CHUNK_MONTHS | 24 | months a run processes at a time (bounds memory on long ranges) |
+| CRIME_SCHEDULE_DAY | 8 | day of the month (1-28) the monthly schedule runs the previous month |
+| CRIME_SCHEDULE_HOUR | 6 | hour (0-23, Chicago time) of that run |
+| CRIME_SENSOR_INTERVAL_SECONDS | 3600 | how often the new-data sensor polls the source |
+| CRIME_SENSOR_LOOKBACK_MONTHS | 24 | complete months the new-data sensor watches for new and changed records; `all` = since 2001 |
+| CRIME_AUTOMATION_INTERVAL_SECONDS | 30 | how often the automation sensor evaluates the downstream assets' conditions |
+| CRIME_ALERT_WEBHOOK_URL | (none) | Slack-compatible incoming webhook for alerts; secret, read through EnvVar only |
+| CRIME_SMTP_HOST | (none) | SMTP server for alert e-mails; unset: no e-mail |
+| CRIME_SMTP_PORT | 25 | its port |
+| CRIME_SMTP_USER | (none) | login name, when the server needs one |
+| CRIME_SMTP_PASSWORD | (none) | its password; secret, read through EnvVar only |
+| CRIME_SMTP_STARTTLS | true when CRIME_SMTP_USER is set | `true`/`false`: upgrade the connection with STARTTLS before logging in |
+| CRIME_ALERT_EMAIL_FROM | crime-assets@localhost | sender of alert e-mails |
+| CRIME_ALERT_EMAIL_TO | (none) | comma-separated recipients; required with CRIME_SMTP_HOST |
+| CRIME_ALERT_ON_WARN | freshness_check | WARN check failures that also alert: `all`, `none`, or comma-separated check names (ERROR always alerts) |
+| CRIME_UI_BASE_URL | http://localhost:3000 | the Dagster UI as people reach it; alerts link into it |
+| CRIME_ALERT_INTERVAL_SECONDS | 30 | how often the alert sensor looks for failed checks and runs and retries deliveries |
+| CRIME_FRESHNESS_DAYS | 14 | days (1-27) after a month ends by which it must be materialised (raw_incidents, incidents_enriched) |
+| MLFLOW_TRACKING_URI | sqlite:///<CRIME_DATA_DIR>/mlflow/mlflow.db | MLflow runs and model registry (`http://host:5000` for a server); the default store keeps artifacts in <CRIME_DATA_DIR>/mlflow/artifacts |
+| ARREST_MODEL_NAME | chicago_arrest | registered model name of the arrest model (`load_model()` reads it) |
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+SAMPLE_DIR = Path(__file__).parent.parent / "sample_data"
+SOURCES = ("export", "socrata")
+
+
+def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
+    text = environ.get(name, str(default))
+    if not text.strip().isdigit() or int(text) < 1:
+        raise ValueError(f"{name} must be a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
+def _int_in_range(environ: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    text = environ.get(name, str(default)).strip()
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise ValueError(f"{name} must be a whole number from {low} to {high}, got {text!r}")
+    return int(text)
+
+
+@dataclass(frozen=True)
+class AutomationSettings:
+    """The schedule, the new-data sensor and the automation sensor (crime_assets/defs/automation)."""
+
+    schedule_day: int = 8
+    schedule_hour: int = 6
+    sensor_interval_s: int = 3600
+    sensor_lookback_months: int | None = 24  # None: every month since the partitions start
+    automation_interval_s: int = 30
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> AutomationSettings:
+        lookback = environ.get("CRIME_SENSOR_LOOKBACK_MONTHS", "24").strip().lower()
+        return cls(
+            # 28 at most: every month has that day.
+            schedule_day=_int_in_range(environ, "CRIME_SCHEDULE_DAY", 8, 1, 28),
+            schedule_hour=_int_in_range(environ, "CRIME_SCHEDULE_HOUR", 6, 0, 23),
+            sensor_interval_s=_int_in_range(environ, "CRIME_SENSOR_INTERVAL_SECONDS", 3600, 1, 7 * 86400),
+            sensor_lookback_months=None if lookback == "all" else
+            _int_in_range(environ, "CRIME_SENSOR_LOOKBACK_MONTHS", 24, 1, 10_000),
+            automation_interval_s=_int_in_range(environ, "CRIME_AUTOMATION_INTERVAL_SECONDS", 30, 1, 86400),
+        )
+
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    text = environ.get(name, "").strip().lower()
+    if not text:
+        return default
+    if text not in _TRUE + _FALSE:
+        raise ValueError(f"{name} must be true or false, got {text!r}")
+    return text in _TRUE
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """Where alerts go and which ones (crime_assets/defs/monitoring). Secrets appear only as has_* flags."""
+
+    has_webhook: bool = False
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    has_smtp_password: bool = False
+    smtp_starttls: bool = False
+    email_from: str = "crime-assets@localhost"
+    email_to: tuple[str, ...] = ()
+    alert_on_warn: tuple[str, ...] = ("freshness_check",)  # ("*",): every WARN check
+    ui_base_url: str = "http://localhost:3000"
+    interval_s: int = 30
+    freshness_days: int = 14
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> AlertSettings:
+        smtp_host = environ.get("CRIME_SMTP_HOST", "").strip() or None
+        smtp_user = environ.get("CRIME_SMTP_USER", "").strip() or None
+        email_to = tuple(a.strip() for a in environ.get("CRIME_ALERT_EMAIL_TO", "").split(",") if a.strip())
+        if smtp_host and not email_to:
+            raise ValueError("CRIME_ALERT_EMAIL_TO must name at least one recipient when CRIME_SMTP_HOST is set")
+        if environ.get("CRIME_SMTP_PASSWORD") and not smtp_user:
+            raise ValueError("CRIME_SMTP_PASSWORD is set but CRIME_SMTP_USER is not")
+        on_warn = environ.get("CRIME_ALERT_ON_WARN", "freshness_check").strip()
+        return cls(
+            has_webhook=bool(environ.get("CRIME_ALERT_WEBHOOK_URL", "").strip()),
+            smtp_host=smtp_host,
+            smtp_port=_int_in_range(environ, "CRIME_SMTP_PORT", 25, 1, 65535),
+            smtp_user=smtp_user,
+            has_smtp_password=bool(environ.get("CRIME_SMTP_PASSWORD")),
+            # A password never crosses the network in clear unless someone says so explicitly.
+            smtp_starttls=_bool(environ, "CRIME_SMTP_STARTTLS", default=smtp_user is not None),
+            email_from=environ.get("CRIME_ALERT_EMAIL_FROM", "").strip() or "crime-assets@localhost",
+            email_to=email_to,
+            alert_on_warn=("*",) if on_warn.lower() == "all" else () if on_warn.lower() in ("", "none") else
+            tuple(n.strip() for n in on_warn.split(",") if n.strip()),
+            ui_base_url=environ.get("CRIME_UI_BASE_URL", "").strip().rstrip("/") or "http://localhost:3000",
+            interval_s=_int_in_range(environ, "CRIME_ALERT_INTERVAL_SECONDS", 30, 1, 86400),
+            # 27 at most: the deadline is day N+1 of the next month, and every month has a 28th.
+            freshness_days=_int_in_range(environ, "CRIME_FRESHNESS_DAYS", 14, 1, 27),
+        )
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    source: str
+    export_path: str
+    socrata_domain: str
+    socrata_page_size: int
+    incidents_dataset: str
+    stations_dataset: str
+    has_app_token: bool
+    chunk_months: int
+    automation: AutomationSettings
+    alerts: AlertSettings
+    mlflow_uri_from_env: str | None = None  # MLFLOW_TRACKING_URI; None: the sqlite store in data_dir
+    arrest_model_name: str = "chicago_arrest"
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        return self.mlflow_uri_from_env or f"sqlite:///{self.data_dir / 'mlflow' / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifact_location(self) -> str | None:
+        """Artifact root for a new experiment: the data dir's folder with the default store; a server decides."""
+        return None if self.mlflow_uri_from_env else (self.data_dir / "mlflow" / "artifacts").as_uri()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
+        source = environ.get("CRIME_SOURCE", "export").strip().lower()
+        if source not in SOURCES:
+            raise ValueError(f"CRIME_SOURCE must be one of {SOURCES}, got {source!r}")
+        page_size_text = environ.get("SOCRATA_PAGE_SIZE", "50000")
+        try:
+            page_size = int(page_size_text)
+        except ValueError:
+            raise ValueError(f"SOCRATA_PAGE_SIZE must be a whole number, got {page_size_text!r}") from None
+        if not 1 <= page_size <= 1_000_000:
+            raise ValueError(f"SOCRATA_PAGE_SIZE must be between 1 and 1,000,000, got {page_size}")
+        return cls(
+            data_dir=Path(environ.get("CRIME_DATA_DIR", "./data")).expanduser().resolve(),
+            source=source,
+            export_path=environ.get("CRIME_EXPORT_PATH", str(SAMPLE_DIR)),
+            socrata_domain=environ.get("SOCRATA_DOMAIN", "data.cityofchicago.org"),
+            socrata_page_size=page_size,
+            incidents_dataset=environ.get("SOCRATA_INCIDENTS_DATASET", "ijzp-q8t2"),
+            stations_dataset=environ.get("SOCRATA_STATIONS_DATASET", "z8bn-74gv"),
+            has_app_token=bool(environ.get("SOCRATA_APP_TOKEN")),
+            chunk_months=_positive_int(environ, "CRIME_CHUNK_MONTHS", 24),
+            automation=AutomationSettings.from_env(environ),
+            alerts=AlertSettings.from_env(environ),
+            mlflow_uri_from_env=environ.get("MLFLOW_TRACKING_URI", "").strip() or None,
+            arrest_model_name=environ.get("ARREST_MODEL_NAME", "").strip() or "chicago_arrest",
+        )

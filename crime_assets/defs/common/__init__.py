@@ -1,0 +1,2 @@
+"""Dagster pieces every slice shares: the monthly partitions, metadata helpers, quality-gate checks and the
+warehouse resource."""

@@ -1,0 +1,141 @@
+"""The packaged model: raw records in (DataFrame or Socrata JSON), probabilities out, clear errors, save / load."""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from crime_assets.model.arrest_model import MODEL_FIELDS, ArrestModel, RecordError, canonical_records
+from crime_assets.model.feature_history import fit_history, history_months
+from crime_assets.model.features import FEATURE_NAMES, build_features, features_for_month, incident_rows
+from crime_assets.model.report_clock import ReportClock
+from crime_assets.ingestion.raw_load import _normalize_sql
+from crime_assets.ingestion.sources import records_to_frame
+from crime_assets.model.training import SplitPlan, TrainingParams, encode_feature_rows, train_arrest_model
+
+from bench._support import socrata_records
+
+PLAN = SplitPlan.ending("2016-05", window_months=3, validation_months=1, test_months=1)
+
+
+@pytest.fixture(scope="module")
+def trained(warehouse_2015_2016):
+    with duckdb.connect(str(warehouse_2015_2016.data_dir / "warehouse.duckdb"), read_only=True) as con:
+        train_rows = pd.concat([features_for_month(con, m) for m in PLAN.train], ignore_index=True)
+        history = history_months(PLAN.validation[0])
+        inputs = dict(
+            validation_incidents=incident_rows(con, PLAN.validation[0], PLAN.validation[-1]),
+            test_incidents=incident_rows(con, PLAN.test[0], PLAN.test[-1]),
+            history=fit_history(con, history[0], history[-1]),
+            clock=ReportClock.fit(incident_rows(con, PLAN.train[0], PLAN.train[-1])),
+            stations=con.execute("SELECT * FROM police_stations").df(),
+        )
+        enriched = con.execute("SELECT * FROM incidents_enriched WHERE month = '2016-05' ORDER BY id").df()
+    result = train_arrest_model(PLAN, train_rows, **inputs, params=TrainingParams(max_rounds=40))
+    return result, inputs, enriched
+
+
+def test_time_ordered_split_and_sane_scores(trained):
+    result, _, _ = trained
+    info = result.model.info
+    assert info["train_months"] == ["2016-01", "2016-02", "2016-03"]
+    assert info["validation_months"] == ["2016-04"] and info["test_months"] == ["2016-05"]
+    assert result.test.metrics["roc_auc"] > 0.85
+    assert 0.05 < result.model.threshold < 0.95
+
+
+def test_predict_proba_on_a_dataframe_and_on_json_records_agree(trained):
+    result, inputs, _ = trained
+    model, incidents = result.model, inputs["test_incidents"]
+    proba = model.predict_proba(incidents)
+    assert proba.shape == (len(incidents), 2)
+    assert np.allclose(proba.sum(axis=1), 1.0)
+    from_json = model.predict_proba(socrata_records(incidents))
+    assert np.allclose(from_json, proba, atol=1e-6)
+    decisions = model.predict(incidents)
+    assert set(np.unique(decisions)) <= {0, 1}
+    assert (decisions == (proba[:, 1] >= model.threshold)).all()
+    assert result.test.p == pytest.approx(proba[:, 1], abs=1e-6)  # the figures are the artifact's
+
+
+def test_missing_required_field_is_named(trained):
+    model = trained[0].model
+    records = socrata_records(trained[1]["test_incidents"].head(30))
+    del records[4]["case_number"]
+    with pytest.raises(RecordError, match=r"record 4 \(id \d+\): field 'case_number' is required") as error:
+        model.predict_proba(records)
+    assert error.value.field == "case_number" and error.value.rows == [4]
+
+
+def test_wrong_types_are_named(trained):
+    model, incidents = trained[0].model, trained[1]["test_incidents"].head(30)
+    records = socrata_records(incidents)
+    records[2]["beat"] = "north side"
+    with pytest.raises(RecordError, match="field 'beat' is not a whole number: 'north side'"):
+        model.predict_proba(records)
+    records = socrata_records(incidents)
+    records[5]["date"] = "last tuesday"
+    with pytest.raises(RecordError, match="field 'date' is not a date"):
+        model.predict(records)
+    with pytest.raises(RecordError, match=r"no column\(s\) \['iucr'\]"):
+        model.predict_proba(incidents.drop(columns=["iucr"]))
+    with pytest.raises(TypeError, match="DataFrame or a list of dicts"):
+        model.predict_proba("HZ100001")
+
+
+def test_optional_fields_may_be_empty(trained):
+    model, incidents = trained[0].model, trained[1]["test_incidents"].head(200).copy()
+    incidents.loc[incidents.index[:20], ["latitude", "longitude", "beat", "location_description"]] = None
+    proba = model.predict_proba(incidents)[:, 1]
+    assert np.isfinite(proba).all()
+
+
+def test_typing_follows_normalize_sql(trained):
+    """The model types Socrata records by the warehouse's own rules (normalize.sql)."""
+    records = socrata_records(trained[1]["test_incidents"].head(300))
+    records[0]["domestic"], records[1]["domestic"] = "Y", "false"
+    mine = canonical_records(records)
+    frame = records_to_frame(records, "2016-05", "test")  # the Socrata source's own staging
+    with duckdb.connect() as con:
+        con.register("staged_incidents", frame)
+        con.execute(_normalize_sql(), {"start": pd.Timestamp("2000-01-01"), "end": pd.Timestamp("2100-01-01"),
+                                       "keep_outside": True})
+        warehouse = con.execute(f"SELECT {', '.join(MODEL_FIELDS)} FROM typed_incidents ORDER BY id").df()
+    mine = mine.sort_values("id").reset_index(drop=True)
+    for name in MODEL_FIELDS:
+        ours, theirs = mine[name].astype(object).where(mine[name].notna(), None), warehouse[name]
+        theirs = theirs.astype(object).where(theirs.notna(), None)
+        if name in ("latitude", "longitude"):
+            assert np.allclose(ours.astype(float), theirs.astype(float), equal_nan=True), name
+        else:
+            assert [None if v is None else str(v) for v in ours] == [None if v is None else str(v) for v in theirs], name
+
+
+def test_geography_is_computed_like_the_enrichment(trained):
+    model, enriched = trained[0].model, trained[2]
+    prepared = model.prepare(enriched)
+    ok = enriched["geo_status"] == "ok"
+    assert np.allclose(prepared.loc[ok, "station_distance_m"], enriched.loc[ok, "station_distance_m"])
+    assert [format(c, "x") for c in prepared.loc[ok, "h3_r10"]] == enriched.loc[ok, "h3_r10"].tolist()
+    assert [format(c, "x") for c in prepared.loc[ok, "h3_r8"]] == enriched.loc[ok, "h3_r8"].tolist()
+    assert (prepared.loc[~ok, "h3_r10"] == 0).all() and prepared.loc[~ok, "station_distance_m"].isna().all()
+
+
+def test_model_features_are_the_feature_tables(trained):
+    """Scoring builds the same features as the arrest_features asset does for the same history and references."""
+    result, inputs, _ = trained
+    model, incidents = result.model, inputs["test_incidents"]
+    table_rows = build_features(incidents, model.history, model.clock)
+    table_rows["arrest"] = incidents["arrest"]
+    expected = encode_feature_rows(table_rows, model.categories)
+    np.testing.assert_array_equal(model.matrix(incidents), expected)
+    assert model.features(incidents.head(3)).columns.tolist() == list(FEATURE_NAMES)
+
+
+def test_save_and_load_score_the_same(trained, tmp_path):
+    model, incidents = trained[0].model, trained[1]["test_incidents"]
+    loaded = ArrestModel.load(model.save(tmp_path / "bundle"))
+    assert loaded.threshold == model.threshold
+    np.testing.assert_allclose(loaded.predict_proba(incidents), model.predict_proba(incidents))

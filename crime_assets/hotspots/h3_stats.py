@@ -38,6 +38,7 @@ from functools import lru_cache
 import duckdb
 import h3.api.basic_int as h3int
 import numpy as np
+from pydantic import BaseModel, Field
 import pandas as pd
 
 from crime_assets.hotspots.community_areas import COMMUNITY_AREAS
@@ -103,18 +104,13 @@ H3_CELL_LABELS = (
 )
 
 
-@dataclass(frozen=True)
-class ConfidenceRule:
-    """When an arrest rate is too uncertain to read alone."""
+class ConfidenceRule(BaseModel, frozen=True):
+    """When a cell's arrest rate is too uncertain to read alone (is_low_confidence). Also the run config of
+    h3_monthly_stats."""
 
-    min_incidents: int = 20
-    max_interval_width: float = 0.3
-
-    def __post_init__(self):
-        if self.min_incidents < 1:
-            raise ValueError(f"min_incidents must be at least 1, got {self.min_incidents}")
-        if not 0.0 < self.max_interval_width <= 1.0:
-            raise ValueError(f"max_interval_width must be in (0, 1], got {self.max_interval_width}")
+    min_incidents: int = Field(default=20, ge=1, description="Flag cells with fewer incidents than this in the month")
+    max_interval_width: float = Field(
+        default=0.3, gt=0.0, le=1.0, description="Flag cells whose Wilson 95% interval is wider than this (upper - lower)")
 
 
 def _bounds(window: MonthWindow) -> dict[str, str]:

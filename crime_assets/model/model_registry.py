@@ -264,7 +264,7 @@ def log_training(
         "train_months": span(plan.train), "train_month_count": len(plan.train),
         "validation_months": span(plan.validation),
         "test_months": span(plan.test), "test_month_count": len(plan.test),
-        **{f"xgb_{k}": v for k, v in result.params.__dict__.items()},
+        **{f"xgb_{k}": v for k, v in result.params.values().items()},
         "best_iteration": result.best_iteration, "threshold": round(result.model.threshold, 6),
         "features": len(result.model.feature_names), "history_months": len(result.model.history.months),
         **dict(extra_params or {}),

@@ -22,6 +22,7 @@ import xgboost as xgb
 from crime_assets.model.arrest_model import ArrestModel, Geography
 from crime_assets.model.feature_history import HistoryTables
 from crime_assets.model.features import CATEGORICAL_FEATURES, FEATURE_NAMES
+from crime_assets.model.params import TrainingParams
 from crime_assets.model.report_clock import ReportClock
 from crime_assets.model.metrics import (
     auc_by_group, best_mcc_threshold, calibration_table, classification_metrics,
@@ -73,27 +74,6 @@ class SplitPlan:
         if missing:
             raise ValueError(f"{what} lacks month(s) {missing} needed by the split ({self.label()}); "
                              f"materialise them first")
-
-
-@dataclass(frozen=True)
-class TrainingParams:
-    """XGBoost settings: hist trees, early stopping on the validation months' log loss."""
-
-    learning_rate: float = 0.15
-    max_depth: int = 8
-    min_child_weight: float = 5.0
-    max_bin: int = 128
-    max_rounds: int = 600
-    early_stopping_rounds: int = 30
-    nthread: int = 2
-    seed: int = 7
-
-    def booster_params(self) -> dict[str, Any]:
-        return {
-            "objective": "binary:logistic", "eval_metric": "logloss", "tree_method": "hist",
-            "eta": self.learning_rate, "max_depth": self.max_depth, "min_child_weight": self.min_child_weight,
-            "max_bin": self.max_bin, "nthread": self.nthread, "seed": self.seed,
-        }
 
 
 @dataclass
@@ -247,7 +227,7 @@ def train_arrest_model(
         "best_iteration": best, "threshold": model.threshold,
         "test_metrics": {k: test.metrics[k] for k in ("roc_auc", "pr_auc", "mcc", "f1", "precision", "recall",
                                                        "brier", "log_loss")},
-        "params": params.__dict__,
+        "params": params.values(),
     })
     return TrainingResult(model, plan, params, best, validation, test, importance, seconds)
 

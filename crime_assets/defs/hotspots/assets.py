@@ -34,12 +34,8 @@ def _check(name: str, passed: bool, description: str, rows: list[tuple] | None =
     return dg.AssetCheckResult(check_name=name, passed=passed, description=description, metadata=metadata)
 
 
-class H3MonthlyStatsConfig(dg.Config):
+class H3MonthlyStatsConfig(dg.Config, ConfidenceRule):
     """When a cell's arrest rate is flagged as low-confidence (is_low_confidence)."""
-
-    min_incidents: int = Field(default=20, description="Flag cells with fewer incidents than this in the month")
-    max_interval_width: float = Field(
-        default=0.3, description="Flag cells whose Wilson 95% interval is wider than this (upper - lower)")
 
 
 @monthly_warehouse_asset(
@@ -69,7 +65,7 @@ def h3_monthly_stats(context: dg.AssetExecutionContext, config: H3MonthlyStatsCo
     are parents of the r10 cell, so counts add up exactly from r10 to r6; formulas in
     crime_assets/hotspots/h3_stats.py."""
     window = window_of(context)
-    rule = ConfidenceRule(min_incidents=config.min_incidents, max_interval_width=config.max_interval_width)
+    rule = config
     with warehouse.connect() as con:
         summary = build_monthly_stats(con, window, rule)
         conservation = count_conservation_violations(con, window)

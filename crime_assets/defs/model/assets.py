@@ -18,6 +18,7 @@ import pandas as pd
 from pydantic import Field
 
 from crime_assets.model.feature_history import HISTORY_MONTHS
+from crime_assets.model.params import TrainingParams
 from crime_assets.model.features import (
     ARREST_FEATURES, FEATURES_TABLE, FEATURES_VERSION, write_arrest_features,
 )
@@ -101,8 +102,8 @@ def arrest_features(context: dg.AssetExecutionContext, warehouse: Warehouse) -> 
 # ----------------------------------------------------------------------------------------- the model
 
 
-class ArrestModelConfig(dg.Config):
-    """Launch-time choices of a training run (Launchpad, or `--config` on the CLI)."""
+class ArrestModelConfig(dg.Config, TrainingParams):
+    """Launch-time choices of a training run (Launchpad, or `--config` on the CLI); XGBoost's are TrainingParams."""
 
     end_month: Optional[str] = Field(default=None, description="last test month (YYYY-MM); default: the newest "
                                                                "month in arrest_features")
@@ -110,10 +111,6 @@ class ArrestModelConfig(dg.Config):
     validation_months: int = Field(default=1, description="months for early stopping and the decision threshold")
     test_months: int = Field(default=1, description="months after validation for the reported figures")
     model_name: Optional[str] = Field(default=None, description="registered model name; default ARREST_MODEL_NAME")
-    learning_rate: float = 0.15
-    max_depth: int = 8
-    max_rounds: int = Field(default=600, description="upper bound on boosting rounds (early stopping decides)")
-    early_stopping_rounds: int = 30
     train_baseline: bool = Field(default=False, description="also fit the plain raw-categorical XGBoost baseline "
                                                             "on the same split and log its metrics")
 
@@ -172,7 +169,7 @@ def arrest_model(context: dg.AssetExecutionContext, config: ArrestModelConfig, w
     gets the alias `challenger`. The value is the model itself: it scores raw incident records with no
     access to the warehouse."""
     from crime_assets.model.model_registry import input_example, log_training, tracked_run
-    from crime_assets.model.training import TrainingParams, train_arrest_model, train_baseline
+    from crime_assets.model.training import train_arrest_model, train_baseline
 
     started = time.perf_counter()
     with warehouse.connect() as con:
@@ -185,8 +182,7 @@ def arrest_model(context: dg.AssetExecutionContext, config: ArrestModelConfig, w
             baseline_rows = incident_rows(con, plan.train[0], plan.train[-1])
     read_seconds = time.perf_counter() - started
     name = config.model_name or mlflow.model_name
-    params = TrainingParams(learning_rate=config.learning_rate, max_depth=config.max_depth,
-                            max_rounds=config.max_rounds, early_stopping_rounds=config.early_stopping_rounds)
+    params = config
     context.log.info("training %s on %s", name, plan.label())
     target = mlflow.target()
     with tracked_run(target, f"arrest_model {plan.test[-1]}",
@@ -305,15 +301,13 @@ BACKTEST_COLUMNS = (
 )
 
 
-class BacktestConfig(dg.Config):
+class BacktestConfig(dg.Config, TrainingParams):
+    """The folds of the backtest; XGBoost's settings are TrainingParams."""
+
     window_months: int = Field(default=12, description="training months of each fold")
     validation_months: int = Field(default=1, description="validation months of each fold")
     first_test_month: Optional[str] = Field(default=None, description="default: the first month with a full window")
     last_test_month: Optional[str] = Field(default=None, description="default: the newest month in arrest_features")
-    learning_rate: float = 0.15
-    max_depth: int = 8
-    max_rounds: int = 600
-    early_stopping_rounds: int = 30
 
 
 @dg.asset(
@@ -334,11 +328,10 @@ def model_backtest(context: dg.AssetExecutionContext, config: BacktestConfig, wa
     from crime_assets.model.metrics import backtest_figure
     from crime_assets.model.model_registry import tracked_run
     from crime_assets.common.months import shift_month
-    from crime_assets.model.training import SplitPlan, TrainingParams, train_arrest_model
+    from crime_assets.model.training import SplitPlan, train_arrest_model
     import mlflow as mlflow_api
 
-    params = TrainingParams(learning_rate=config.learning_rate, max_depth=config.max_depth,
-                            max_rounds=config.max_rounds, early_stopping_rounds=config.early_stopping_rounds)
+    params = config
     with warehouse.connect() as con:
         available = _available_months(con)
         if not available:

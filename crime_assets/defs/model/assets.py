@@ -19,11 +19,10 @@ from pydantic import Field
 
 from crime_assets.model.feature_history import HISTORY_MONTHS
 from crime_assets.model.params import TrainingParams
+from crime_assets.model.backtest import BACKTEST_COLUMNS, BACKTEST_TABLE
 from crime_assets.model.features import (
     ARREST_FEATURES, FEATURES_TABLE, FEATURES_VERSION, write_arrest_features,
 )
-from crime_assets.common.schema import Column, create_table_sql
-from crime_assets.common.sql import transaction
 from crime_assets.defs.common.metadata import column_schema, markdown_table, window_of
 from crime_assets.defs.model.resources import MlflowStore
 from crime_assets.defs.common.partitions import monthly_warehouse_asset
@@ -284,23 +283,6 @@ def challenger_clears_promotion_gate(context: dg.AssetCheckExecutionContext, con
 
 # -------------------------------------------------------------------------------------------- backtest
 
-BACKTEST_TABLE = "model_backtest"
-BACKTEST_COLUMNS = (
-    Column("test_month", "VARCHAR", "The month the fold is judged on"),
-    Column("train_first", "VARCHAR", "First training month"),
-    Column("train_last", "VARCHAR", "Last training month"),
-    Column("validation", "VARCHAR", "Validation month(s) (early stopping, threshold)"),
-    Column("rows", "BIGINT", "Incidents in the test month"),
-    Column("arrest_rate", "DOUBLE", "Observed arrest rate in the test month"),
-    *(Column(m, "DOUBLE", d) for m, d in (
-        ("roc_auc", "ROC AUC"), ("pr_auc", "Average precision"), ("mcc", "Matthews correlation at the threshold"),
-        ("f1", "F1 at the threshold"), ("precision", "Precision at the threshold"), ("recall", "Recall at the threshold"),
-        ("brier", "Brier score"), ("log_loss", "Log loss"), ("threshold", "Decision threshold (max MCC on validation)"))),
-    Column("best_iteration", "INTEGER", "Boosting rounds kept (early stopping)"),
-    Column("seconds", "DOUBLE", "Time to fit and score the fold"),
-)
-
-
 class BacktestConfig(dg.Config, TrainingParams):
     """The folds of the backtest; XGBoost's settings are TrainingParams."""
 
@@ -325,77 +307,30 @@ def model_backtest(context: dg.AssetExecutionContext, config: BacktestConfig, wa
     For each test month, train on the window before its validation month(s) exactly as arrest_model does,
     test on that month, step one month. A metrics table per month (also the warehouse table model_backtest,
     and an MLflow run) and a line chart of ROC AUC, MCC, PR AUC and F1 over the months."""
-    from crime_assets.model.metrics import backtest_figure
+    from crime_assets.model.backtest import plan_folds, run_backtest, write_backtest
     from crime_assets.model.model_registry import tracked_run
-    from crime_assets.common.months import shift_month
-    from crime_assets.model.training import SplitPlan, train_arrest_model
-    import mlflow as mlflow_api
 
-    params = config
     with warehouse.connect() as con:
-        available = _available_months(con)
-        if not available:
-            raise RuntimeError(f"table {FEATURES_TABLE} is empty: materialise arrest_features first")
-    first = config.first_test_month or shift_month(available[0], config.window_months + config.validation_months)
-    last = config.last_test_month or available[-1]
-    folds, month = [], first
-    while month <= last:
-        plan = SplitPlan.ending(month, config.window_months, config.validation_months, 1)
-        plan.check_available(available, FEATURES_TABLE)
-        folds.append(plan)
-        month = shift_month(month, 1)
-    if not folds:
-        raise RuntimeError(f"no test month between {first} and {last}: the history holds {len(available)} months, "
-                           f"a fold needs {config.window_months + config.validation_months + 1}")
-    rows = []
-    target = mlflow.target()
-    with tracked_run(target, f"model_backtest {folds[0].test[0]}...{folds[-1].test[0]}",
+        folds = plan_folds(_available_months(con), config.window_months, config.validation_months,
+                           config.first_test_month, config.last_test_month)
+
+    def read_inputs(plan):
+        # One fold's inputs at a time: memory stays at one window, and other writers get the file between folds.
+        with warehouse.connect() as con:
+            return _training_inputs(con, plan)
+
+    with tracked_run(mlflow.target(), f"model_backtest {folds[0].test[0]}...{folds[-1].test[0]}",
                      tags={"dagster_run_id": context.run_id, "dagster_asset": "model_backtest"}):
-        mlflow_api.log_params({"window_months": config.window_months, "validation_months": config.validation_months,
-                               "folds": len(folds), **{f"xgb_{k}": v for k, v in params.__dict__.items()}})
-        for step, plan in enumerate(folds):
-            started = time.perf_counter()
-            # One fold's inputs at a time: memory stays at one window, and other writers get the file between folds.
-            with warehouse.connect() as con:
-                inputs = _training_inputs(con, plan)
-            result = train_arrest_model(plan, **inputs, params=params)
-            m = result.test.metrics
-            rows.append({"test_month": plan.test[0], "train_first": plan.train[0], "train_last": plan.train[-1],
-                         "validation": ",".join(plan.validation), "rows": m["rows"], "arrest_rate": m["arrest_rate"],
-                         **{k: m[k] for k in ("roc_auc", "pr_auc", "mcc", "f1", "precision", "recall", "brier",
-                                              "log_loss", "threshold")},
-                         "best_iteration": result.best_iteration, "seconds": time.perf_counter() - started})
-            mlflow_api.log_metrics({k: m[k] for k in ("roc_auc", "pr_auc", "mcc", "f1", "brier")}, step=step)
-            context.log.info("fold %s: ROC AUC %.4f, MCC %.4f", plan.test[0], m["roc_auc"], m["mcc"])
-        table = pd.DataFrame(rows)
-        figure = backtest_figure(table)
-        mlflow_api.log_figure(figure, "plots/backtest.png")
-        mlflow_api.log_text(table.to_csv(index=False), "tables/backtest.csv")
-        chart = Path(warehouse.data_dir) / "reports" / "model_backtest.png"
-        chart.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(chart)
-
+        backtest = run_backtest(folds, read_inputs, config, Path(warehouse.data_dir) / "reports" / "model_backtest.png",
+                                log=context.log.info)
     with warehouse.connect() as con:
-        con.register("backtest_rows", table)
-        try:
-            with transaction(con):
-                con.execute(f"DROP TABLE IF EXISTS {BACKTEST_TABLE}")
-                con.execute(create_table_sql(BACKTEST_TABLE, BACKTEST_COLUMNS))
-                con.execute(f"INSERT INTO {BACKTEST_TABLE} SELECT {', '.join(c.name for c in BACKTEST_COLUMNS)}"
-                            " FROM backtest_rows")
-        finally:
-            con.unregister("backtest_rows")
-    image = base64.b64encode(chart.read_bytes()).decode()
+        write_backtest(con, backtest.table)
+    image = base64.b64encode(backtest.chart.read_bytes()).decode()
     return dg.MaterializeResult(metadata={
-        "dagster/row_count": len(table),
-        "test_months": f"{table['test_month'].iloc[0]}...{table['test_month'].iloc[-1]}",
-        "median_roc_auc": _fmt(table["roc_auc"].median()),
-        "median_mcc": _fmt(table["mcc"].median()),
-        "worst_month_mcc": f"{table.loc[table['mcc'].idxmin(), 'test_month']} ({table['mcc'].min():.4f})",
-        "chart_path": dg.MetadataValue.path(str(chart)),
+        **backtest.summary(),
+        "chart_path": dg.MetadataValue.path(str(backtest.chart)),
         "chart": dg.MetadataValue.md(f"![model_backtest](data:image/png;base64,{image})"),
         "metrics_by_month": markdown_table(
             ["test month", "train", "rows", "arrest rate", "ROC AUC", "PR AUC", "MCC", "F1", "threshold"],
-            [(r.test_month, f"{r.train_first}..{r.train_last}", r.rows, f"{r.arrest_rate:.3f}", f"{r.roc_auc:.4f}",
-              f"{r.pr_auc:.4f}", f"{r.mcc:.4f}", f"{r.f1:.4f}", f"{r.threshold:.3f}") for r in table.itertuples()]),
+            backtest.rows_for_display()),
     })

@@ -100,6 +100,32 @@ class TrainingResult:
     seconds: dict[str, float] = field(default_factory=dict)
     baseline: BaselineResult | None = None
 
+    def figures(self) -> dict[str, float | int | str]:
+        """The headline numbers of this training, rounded for a person to read."""
+        test, val = self.test.metrics, self.validation.metrics
+        figures = {
+            "split": self.plan.label(),
+            **{f"test_{k}": round(float(test[k]), 4) for k in ("roc_auc", "mcc", "pr_auc", "f1", "brier")},
+            "validation_roc_auc": round(float(val["roc_auc"]), 4),
+            "threshold": round(float(self.model.threshold), 4),
+            "best_iteration": self.best_iteration,
+            "test_rows": int(test["rows"]),
+        }
+        if self.baseline:
+            figures["baseline_test_roc_auc"] = round(float(self.baseline.test["roc_auc"]), 4)
+            figures["baseline_test_mcc"] = round(float(self.baseline.test["mcc"]), 4)
+        return figures
+
+    def test_by_month(self) -> tuple[list[str], list[tuple]]:
+        return (["month", "rows", "arrest rate", "ROC AUC", "MCC", "precision", "recall"],
+                [(r.month, r.rows, f"{r.arrest_rate:.3f}", f"{r.roc_auc:.4f}", f"{r.mcc:.4f}", f"{r.precision:.3f}",
+                  f"{r.recall:.3f}") for r in self.test.by_month.itertuples()])
+
+    def test_by_type(self, top: int = 15) -> tuple[list[str], list[tuple]]:
+        return (["primary type", "rows", "arrest rate", "ROC AUC"],
+                [(r.group, r.rows, f"{r.arrest_rate:.3f}", "" if pd.isna(r.roc_auc) else f"{r.roc_auc:.3f}")
+                 for r in self.test.by_type.head(top).itertuples()])
+
 
 @dataclass
 class BaselineResult:

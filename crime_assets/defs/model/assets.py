@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Optional
 
 import dagster as dg
-import pandas as pd
 from pydantic import Field
 
 from crime_assets.model.feature_history import HISTORY_MONTHS
@@ -41,10 +40,6 @@ FEATURE_CHECKS = {
     "rows_match_incidents": "Every incident of the months has exactly one feature row, and no other row exists.",
     "history_precedes_month": "Every row's history ends before its own month (no same-month or later arrests).",
 }
-
-
-def _fmt(value: float) -> float:
-    return round(float(value), 4)
 
 
 @monthly_warehouse_asset(
@@ -181,7 +176,7 @@ def arrest_model(context: dg.AssetExecutionContext, config: ArrestModelConfig, w
             baseline_rows = incident_rows(con, plan.train[0], plan.train[-1])
     read_seconds = time.perf_counter() - started
     name = config.model_name or mlflow.model_name
-    params = config
+    params = config  # ArrestModelConfig is a TrainingParams
     context.log.info("training %s on %s", name, plan.label())
     target = mlflow.target()
     with tracked_run(target, f"arrest_model {plan.test[-1]}",
@@ -195,8 +190,7 @@ def arrest_model(context: dg.AssetExecutionContext, config: ArrestModelConfig, w
                            extra_params={"end_month": plan.test[-1], "window_months": config.window_months},
                            dagster_run_id=context.run_id)
     result.model.info.update({"name": ref.name, "version": ref.version, "run_id": ref.run_id})
-    test, val = result.test.metrics, result.validation.metrics
-    metadata = {
+    return dg.Output(result.model, metadata={
         "mlflow_run_id": ref.run_id,
         "model_name": ref.name,
         "model_version": int(ref.version),
@@ -204,32 +198,13 @@ def arrest_model(context: dg.AssetExecutionContext, config: ArrestModelConfig, w
         "model_uri": ref.uri,
         "mlflow_tracking_uri": dg.MetadataValue.text(target.tracking_uri if "@" not in target.tracking_uri
                                                      else "(from MLFLOW_TRACKING_URI)"),
-        "split": plan.label(),
-        "test_roc_auc": _fmt(test["roc_auc"]),
-        "test_mcc": _fmt(test["mcc"]),
-        "test_pr_auc": _fmt(test["pr_auc"]),
-        "test_f1": _fmt(test["f1"]),
-        "test_brier": _fmt(test["brier"]),
-        "validation_roc_auc": _fmt(val["roc_auc"]),
-        "threshold": _fmt(result.model.threshold),
-        "best_iteration": result.best_iteration,
+        **result.figures(),
         "train_rows": len(inputs["train_rows"]),
-        "test_rows": int(test["rows"]),
         "training_seconds": round(time.perf_counter() - started, 1),
-        "test_by_month": markdown_table(
-            ["month", "rows", "arrest rate", "ROC AUC", "MCC", "precision", "recall"],
-            [(r.month, r.rows, f"{r.arrest_rate:.3f}", f"{r.roc_auc:.4f}", f"{r.mcc:.4f}", f"{r.precision:.3f}",
-              f"{r.recall:.3f}") for r in result.test.by_month.itertuples()]),
-        "test_auc_by_primary_type": markdown_table(
-            ["primary type", "rows", "arrest rate", "ROC AUC"],
-            [(r.group, r.rows, f"{r.arrest_rate:.3f}", "" if pd.isna(r.roc_auc) else f"{r.roc_auc:.3f}")
-             for r in result.test.by_type.head(15).itertuples()]),
-        "confusion_matrix": dg.MetadataValue.json({k: test[k] for k in ("tp", "fp", "fn", "tn")}),
-    }
-    if result.baseline:
-        metadata["baseline_test_roc_auc"] = _fmt(result.baseline.test["roc_auc"])
-        metadata["baseline_test_mcc"] = _fmt(result.baseline.test["mcc"])
-    return dg.Output(result.model, metadata=metadata)
+        "test_by_month": markdown_table(*result.test_by_month()),
+        "test_auc_by_primary_type": markdown_table(*result.test_by_type()),
+        "confusion_matrix": dg.MetadataValue.json({k: result.test.metrics[k] for k in ("tp", "fp", "fn", "tn")}),
+    })
 
 
 class PromotionGateConfig(dg.Config):

@@ -15,7 +15,7 @@ from crime_assets.ingestion.raw_load import _normalize_sql
 from crime_assets.ingestion.sources import records_to_frame
 from crime_assets.model.training import SplitPlan, TrainingParams, encode_feature_rows, train_arrest_model
 
-from bench._support import socrata_records
+from crime_assets.ingestion.socrata_records import socrata_records
 
 PLAN = SplitPlan.ending("2016-05", window_months=3, validation_months=1, test_months=1)
 

@@ -1,5 +1,5 @@
-"""What the benchmarks share with the tests (which import it as ``bench._support``); the benchmarks
-import it as ``_support``, since Python puts a script's own folder first on the path."""
+"""Canonical incident rows back in the SODA JSON API's shape: what a client of ``load_model()`` (or of the
+Socrata API) holds. The benchmarks and tests score such records."""
 
 from __future__ import annotations
 

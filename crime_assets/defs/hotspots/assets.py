@@ -9,6 +9,7 @@ from crime_assets.hotspots.h3_stats import (
     ConfidenceRule, build_cell_labels, build_daily_counts, build_monthly_stats, count_conservation_violations,
     label_coverage_violations, parent_sum_violations, rate_bound_violations,
 )
+from crime_assets.hotspots.h3_hourly import HOURLY_COUNTS_TABLE, build_hourly_counts
 from crime_assets.hotspots.hotspots import (
     HOTSPOTS, HOTSPOTS_TABLE, HotspotTest, find_hotspots, hotspots_missing_from_stats, map_inputs,
 )
@@ -107,6 +108,8 @@ def h3_monthly_stats(context: dg.AssetExecutionContext, config: H3MonthlyStatsCo
         dg.AssetCheckSpec("daily_cells_sum_to_geolocated_incidents", asset="h3_daily_counts",
                           description="At every resolution the month's daily cell counts sum to its geolocated "
                                       "incidents and arrests in incidents_enriched."),
+        dg.AssetCheckSpec("hourly_cells_sum_to_geolocated_incidents", asset="h3_daily_counts",
+                          description="The same for h3_hourly_counts, written by this asset too."),
     ],
 )
 def h3_daily_counts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
@@ -114,11 +117,14 @@ def h3_daily_counts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> 
 
     For each month's geolocated incidents (day = local calendar day of occurred_at; only cell-days with
     incidents have a row). For time series and day-of-week patterns of a place without scanning the
-    incidents."""
+    incidents. Also writes h3_hourly_counts: the same per hour of day and primary type, for the hotspot
+    explorer's time panels (crime_assets/core/h3_hourly.py)."""
     window = window_of(context)
     with warehouse.connect() as con:
         summary = build_daily_counts(con, window)
         conservation = count_conservation_violations(con, window, table=DAILY_COUNTS_TABLE)
+        hourly = build_hourly_counts(con, window)
+        hourly_conservation = count_conservation_violations(con, window, table=HOURLY_COUNTS_TABLE)
     busiest = f"{summary.busiest_day[0]} ({summary.busiest_day[1]} incidents)" if summary.busiest_day else "none"
     return dg.MaterializeResult(
         metadata={
@@ -127,12 +133,17 @@ def h3_daily_counts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> 
             "days": summary.days,
             "rows_by_resolution": dg.MetadataValue.json({f"r{r}": n for r, n in summary.rows_by_resolution.items()}),
             "busiest_day": busiest,
+            "hourly_rows": hourly.rows,
         },
         check_results=[
             _check("daily_cells_sum_to_geolocated_incidents", not conservation,
                    f"{window.label}: {len(conservation)} (month, resolution) totals differ from incidents_enriched",
                    conservation, ["month", "resolution", "cell incidents", "geolocated", "cell arrests", "arrests"],
                    months=window.label),
+            _check("hourly_cells_sum_to_geolocated_incidents", not hourly_conservation,
+                   f"{window.label}: {len(hourly_conservation)} (month, resolution) totals of {HOURLY_COUNTS_TABLE}"
+                   " differ from incidents_enriched", hourly_conservation,
+                   ["month", "resolution", "cell incidents", "geolocated", "cell arrests", "arrests"], months=window.label),
         ],
     )
 
@@ -250,3 +261,10 @@ def hotspots(context: dg.AssetExecutionContext, config: HotspotsConfig, warehous
                    missing, ["month", "resolution", "cell"], months=window.label),
         ],
     )
+
+
+def with_explorer_link(assets: list, url: str) -> list:
+    """``assets`` with a link to the hotspot explorer (CRIME_EXPLORER_URL) in the hotspots asset's metadata."""
+    link = {"hotspot_explorer": dg.MetadataValue.url(url)}
+    return dg.map_asset_specs(
+        lambda spec: spec.merge_attributes(metadata=link) if spec.key == hotspots.key else spec, assets)

@@ -13,6 +13,7 @@ from crime_assets.common.settings import Settings
 from crime_assets.defs.automation.conditions import automation_policy, build_automation_sensor
 from crime_assets.defs.automation.jobs import monthly_assets_job
 from crime_assets.defs.automation.schedules import build_monthly_schedule
+from crime_assets.defs.hotspots.assets import with_explorer_link
 from crime_assets.defs.ingestion.sensors import build_new_data_sensor
 from crime_assets.defs.monitoring.alert_sensors import build_alert_sensor
 from crime_assets.defs.monitoring.drift_sensors import build_retrain_sensor
@@ -29,6 +30,7 @@ def build_defs(settings: Settings, resources: dict | None = None) -> dg.Definiti
     # of raw_incidents follows a changed month (crime_assets/defs/automation/conditions.py); drift_report
     # once a champion of the configured registered model exists.
     assets = dg.map_asset_specs(automation_policy(slices.assets, settings.arrest_model_name), slices.assets)
+    assets = with_explorer_link(assets, settings.explorer_url)
     freshness_checks = build_freshness_checks(settings.alerts.freshness_days)
     job = monthly_assets_job(assets, excluded_checks=freshness_checks)
     return dg.Definitions(

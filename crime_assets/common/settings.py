@@ -30,6 +30,8 @@
 | CRIME_FRESHNESS_DAYS | 14 | days (1-27) after a month ends by which it must be materialised (raw_incidents, incidents_enriched) |
 | MLFLOW_TRACKING_URI | sqlite:///<CRIME_DATA_DIR>/mlflow/mlflow.db | MLflow runs and model registry (`http://host:5000` for a server); the default store keeps artifacts in <CRIME_DATA_DIR>/mlflow/artifacts |
 | ARREST_MODEL_NAME | chicago_arrest | registered model name of the arrest model (`load_model()` reads it) |
+| CRIME_EXPLORER_URL | http://localhost:8501 | the hotspot explorer as people reach it; the `hotspots` asset links to it |
+| CRIME_EXPLORER_TILES_URL | (none) | a raster tile URL with {z}, {x}, {y} drawn under the explorer's hexagons; unset: no tiles (works offline) |
 """
 
 from __future__ import annotations
@@ -82,6 +84,16 @@ class AutomationSettings:
 
 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _url(environ: Mapping[str, str], name: str, default: str | None, placeholders: tuple[str, ...] = ()) -> str | None:
+    text = environ.get(name, "").strip() or default
+    if text is None:
+        return None
+    if not text.startswith(("http://", "https://")) or any(p not in text for p in placeholders):
+        needs = f" containing {', '.join(placeholders)}" if placeholders else ""
+        raise ValueError(f"{name} must be an http:// or https:// URL{needs}, got {text!r}")
+    return text.rstrip("/") if not placeholders else text
 
 
 def _bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
@@ -154,6 +166,8 @@ class Settings:
     alerts: AlertSettings
     mlflow_uri_from_env: str | None = None  # MLFLOW_TRACKING_URI; None: the sqlite store in data_dir
     arrest_model_name: str = "chicago_arrest"
+    explorer_url: str = "http://localhost:8501"
+    explorer_tiles_url: str | None = None
 
     @property
     def mlflow_tracking_uri(self) -> str:
@@ -190,4 +204,6 @@ class Settings:
             alerts=AlertSettings.from_env(environ),
             mlflow_uri_from_env=environ.get("MLFLOW_TRACKING_URI", "").strip() or None,
             arrest_model_name=environ.get("ARREST_MODEL_NAME", "").strip() or "chicago_arrest",
+            explorer_url=_url(environ, "CRIME_EXPLORER_URL", "http://localhost:8501"),
+            explorer_tiles_url=_url(environ, "CRIME_EXPLORER_TILES_URL", None, ("{z}", "{x}", "{y}")),
         )

@@ -132,11 +132,13 @@ k = view.kpis
 totals = k.current
 metrics = st.columns([1, 1, 1.3, 2.2], gap="medium")
 with metrics[0]:
-    delta = None if k.change is None else f"{k.change:+.1%} vs {k.previous_months[0]}" + (
-        "" if k.previous_months[0] == k.previous_months[1] else f" to {k.previous_months[1]}")
+    before = k.previous_months[0] if k.previous_months[0] == k.previous_months[1] else \
+        f"{k.previous_months[0]} to {k.previous_months[1]}"
+    delta = None if k.change is None else (f"{k.change:+.1%} vs {before}" if len(scope.months) == 1 else
+                                           f"{k.change:+.1%} vs the {len(scope.months)} months before")
     st.metric("Incidents", f"{totals.incidents:,}", delta=delta, delta_color="inverse",
-              help="Against the same number of months just before" if k.previous else
-              "The warehouse does not hold the previous period, so there is no change to show")
+              help=f"Change against {before}: {k.previous.incidents:,} incidents" if k.previous else
+              f"The warehouse does not hold {before}, so there is no change to show")
 with metrics[1]:
     st.metric("Arrests", f"{totals.arrests:,}")
 with metrics[2]:

@@ -11,7 +11,7 @@ from crime_assets.explorer.geometry import cell_height_deg, cell_ring, digit_lin
 
 COLOUR_BY = {"incidents": "Incidents", "pooled_arrest_rate": "Pooled arrest rate"}
 CATEGORY_COLOURS = dict(zip(CATEGORY_NAMES, ("#d62728", "#1f77b4", "#9467bd", "#2c2c2c", "#ff7f0e", "#9e9e9e")))
-LOW_CONFIDENCE_OPACITY = 0.3
+LOW_CONFIDENCE_OPACITY = 0.45
 MAP_HEIGHT = 620
 MAP_WIDTH = 900  # what the view is fitted to; the chart stretches to its column
 OUTLINED = 10  # hotspots outlined and numbered

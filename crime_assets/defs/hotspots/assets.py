@@ -118,7 +118,7 @@ def h3_daily_counts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> 
     For each month's geolocated incidents (day = local calendar day of occurred_at; only cell-days with
     incidents have a row). For time series and day-of-week patterns of a place without scanning the
     incidents. Also writes h3_hourly_counts: the same per hour of day and primary type, for the hotspot
-    explorer's time panels (crime_assets/core/h3_hourly.py)."""
+    explorer's time panels (crime_assets/hotspots/h3_hourly.py)."""
     window = window_of(context)
     with warehouse.connect() as con:
         summary = build_daily_counts(con, window)

@@ -15,11 +15,11 @@ import h3
 import pytest
 
 from crime_assets import warehouse
-from crime_assets.core.crime_categories import CATEGORIES
+from crime_assets.hotspots.crime_categories import CATEGORIES
 from crime_assets.explorer import queries
 from crime_assets.explorer.reader import WarehouseBusy, read
 from crime_assets.explorer.scope import Scope
-from crime_assets.settings import Settings
+from crime_assets.common.settings import Settings
 
 MONTH = "2016-06"
 

@@ -18,10 +18,10 @@ import h3
 import pytest
 import requests
 
-from crime_assets.defs.resources import Warehouse
+from crime_assets.defs.common.warehouse_resource import Warehouse
 from crime_assets_tests.helpers import REPO, query, settings_for
 from crime_assets_tests.servers import CHROMIUM_FLAGS, chromium_path, free_port, require, start_service
-from crime_assets_tests.test_explorer_queries import category_sql
+from crime_assets_tests.explorer.test_explorer_queries import category_sql
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

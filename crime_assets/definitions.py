@@ -28,8 +28,8 @@ def build_defs(settings: Settings, resources: dict | None = None) -> dg.Definiti
     slices = dg.load_from_defs_folder(path_within_project=PROJECT)
     # Declarative automation is applied here, not in the asset modules: every monthly asset downstream
     # of raw_incidents follows a changed month (crime_assets/defs/automation/conditions.py); drift_report
-    # once a champion of the configured registered model exists.
-    assets = dg.map_asset_specs(automation_policy(slices.assets, settings.arrest_model_name), slices.assets)
+    # once a champion exists.
+    assets = dg.map_asset_specs(automation_policy(slices.assets), slices.assets)
     assets = with_explorer_link(assets, settings.explorer_url)
     freshness_checks = build_freshness_checks(settings.alerts.freshness_days)
     job = monthly_assets_job(assets, excluded_checks=freshness_checks)
@@ -43,7 +43,7 @@ def build_defs(settings: Settings, resources: dict | None = None) -> dg.Definiti
             # Failed checks and runs -> webhook, e-mail, alert log (crime_assets/defs/monitoring).
             build_alert_sensor(settings.alerts.interval_s),
             build_freshness_sensor(freshness_checks),
-            # drift_report past a threshold -> retrain arrest_model, through its promotion gate.
+            # drift_report past a threshold -> retrain arrest_model and promote it if it clears its gate.
             build_retrain_sensor(),
         ],
         asset_checks=[*slices.asset_checks, *freshness_checks],

@@ -74,11 +74,13 @@ def main(argv: list[str] | None = None) -> int:
             raise_on_error=False,
         )
         if result.success and len(window.keys) >= MODEL_MONTHS:
-            # Then the model on the newest months (and its promotion gate), and the drift of the last month
-            # against the champion. The backtest (a training per month) is left for the UI.
+            # Then the model on the newest months, its promotion gate and its promotion (one run), and the
+            # drift of the last month against the champion. The backtest (a training per month) is left for the UI.
             graph_job = defs.resolve_implicit_global_asset_job_def()
-            for key, partition in (("arrest_model", None), ("drift_report", window.keys[-1])):
-                result = results[key] = graph_job.get_subset(asset_selection={dg.AssetKey(key)}).execute_in_process(
+            for name, keys, partition in (("arrest_model", ("arrest_model", "champion_model"), None),
+                                          ("drift_report", ("drift_report",), window.keys[-1])):
+                selection = {dg.AssetKey(key) for key in keys}
+                result = results[name] = graph_job.get_subset(asset_selection=selection).execute_in_process(
                     instance=instance, partition_key=partition, raise_on_error=False,
                     run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
                 )
@@ -144,7 +146,8 @@ def model_lines(result) -> list[str]:
                 "(12 to train, 1 to validate, 1 to test)"]
     meta = materialisation_metadata(result, "arrest_model")
     gate = check_evaluation(result, "challenger_clears_promotion_gate")
-    verdict = "champion (cleared the promotion gate)" if gate and gate.passed else \
+    promoted = materialisation_metadata(result, "champion_model")
+    verdict = "champion (cleared the promotion gate)" if promoted else \
         f"not champion: {gate.description if gate else 'the promotion gate did not run'}"
     return [f"  arrest model    {meta['model_name']} v{meta['model_version']}, {meta['split']}",
             f"                  test ROC AUC {meta['test_roc_auc']:.4f}, MCC {meta['test_mcc']:.4f}, "
@@ -152,7 +155,7 @@ def model_lines(result) -> list[str]:
 
 
 def map_paths(result, month: str) -> list[str]:
-    meta = materialisation_metadata(result, "hotspots", month)
+    meta = materialisation_metadata(result, "hotspot_maps", month)
     return [str(meta[k]) for k in ("incidents_map",) if k in meta]
 
 

@@ -244,6 +244,15 @@ def map_inputs(con: duckdb.DuckDBPyConnection, window: MonthWindow, resolution: 
     return cells, found
 
 
+def hotspot_resolution(con: duckdb.DuckDBPyConnection, window: MonthWindow) -> int | None:
+    """The H3 resolution the window's months were tested at (the most common one), None without hotspots."""
+    row = con.execute(
+        f"SELECT resolution FROM {HOTSPOTS_TABLE} WHERE month BETWEEN $first AND $last"
+        " GROUP BY resolution ORDER BY count(*) DESC, resolution LIMIT 1",
+        {"first": window.keys[0], "last": window.keys[-1]}).fetchone()
+    return None if row is None else int(row[0])
+
+
 def hotspots_missing_from_stats(con: duckdb.DuckDBPyConnection, window: MonthWindow) -> list[tuple]:
     """(month, resolution, h3_cell) of hotspot rows without a row in h3_monthly_stats for the same month."""
     return con.execute(

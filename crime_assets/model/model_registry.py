@@ -8,11 +8,13 @@ The registered model is a pyfunc (models from code: ``arrest_pyfunc.py``, no pic
 artifact is the ``ArrestModel`` folder (``crime_assets.model.arrest_model``); ``load_registered`` returns the ``ArrestModel`` itself, and
 ``mlflow.pyfunc.load_model("models:/<name>@champion")`` works too (``predict`` returns
 ``arrest_probability`` and ``arrest_predicted``). A new version gets the alias ``challenger``; the
-promotion gate (``promotion_decision``) decides on ``champion``.
+promotion gate (``promotion_decision``) judges it and records its verdict on the version
+(``record_gate_verdict``); promoting a version that cleared it moves ``champion``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -408,3 +410,38 @@ def alias_version(tracking_uri: str, name: str, alias: str) -> str | None:
         return str(client_for(tracking_uri).get_model_version_by_alias(name, alias).version)
     except MlflowException:
         return None
+
+
+# The promotion gate's verdict, recorded as tags of the version it judged, so whoever promotes it (the
+# champion_model asset, in the same run or a later one) reads the judgement instead of redoing it.
+GATE_TAG = "promotion_gate"
+
+
+@dataclass(frozen=True)
+class GateVerdict:
+    passed: bool
+    summary: str
+    against: str | None  # the champion version the challenger was compared with, None when there was none
+    rows: tuple[tuple[str, float, float | None, float], ...]  # metric, challenger, champion, floor
+
+
+def record_gate_verdict(tracking_uri: str, name: str, version: str, decision: PromotionDecision,
+                        against: str | None) -> GateVerdict:
+    verdict = GateVerdict(decision.promote, decision.summary(), against, decision.rows)
+    client = client_for(tracking_uri)
+    tags = {GATE_TAG: "passed" if verdict.passed else "failed", f"{GATE_TAG}_summary": verdict.summary[:4000],
+            f"{GATE_TAG}_champion": against or "none", f"{GATE_TAG}_figures": json.dumps(verdict.rows)}
+    for key, value in tags.items():
+        client.set_model_version_tag(name, str(version), key, value)
+    return verdict
+
+
+def gate_verdict(tracking_uri: str, name: str, version: str) -> GateVerdict | None:
+    """The verdict ``record_gate_verdict`` left on ``name`` ``version``, or None when it was never judged."""
+    tags = client_for(tracking_uri).get_model_version(name, str(version)).tags
+    if GATE_TAG not in tags:
+        return None
+    against = tags.get(f"{GATE_TAG}_champion", "none")
+    rows = tuple(tuple(row) for row in json.loads(tags.get(f"{GATE_TAG}_figures", "[]")))
+    return GateVerdict(tags[GATE_TAG] == "passed", tags.get(f"{GATE_TAG}_summary", ""),
+                       None if against == "none" else against, rows)

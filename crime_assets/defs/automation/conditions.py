@@ -1,260 +1,162 @@
-"""Declarative automation: when a month's raw incidents change, everything built from that month follows.
+"""Declarative automation: when a month changes upstream, everything built from that month follows.
 
 The policy, applied centrally (``definitions.py``) so the asset modules stay free of it:
 
-- Every **monthly asset downstream of raw_incidents** gets ``monthly_rematerialisation``: eager-like (an
-  upstream month was updated, or a partition went missing, since this partition was last requested or
-  updated), but for every month, not only the latest one; never while an upstream month is missing or
-  running, or while the partition itself is running; and only when the upstream month's **blocking
-  checks passed** for the materialisation it is built from. Updates of unpartitioned inputs (the
-  stations, a model) do not trigger it: they would rebuild 25 years of months, and the monthly schedule
-  refreshes the stations anyway. A whole chain (enriched -> H3 -> hotspots ...) is requested in one tick
-  and one run, so a run's own materialisations never trigger it again: one upstream change, one run.
-- **History readers** (``HISTORY_READERS``): arrest_features of month M reads incidents_enriched of the 12
-  months before M, hotspots reads h3_monthly_stats of the 12 months before M, but each declares only its
-  own month (a 12-month partition mapping would hold back the first year of any warehouse). So their
-  monthly condition is also triggered by ``HistoryUpdated``: a month of that window got a materialisation,
-  newer than M's, whose blocking checks passed. Once per such materialisation, for materialised months only.
-- **drift_report** (groups in ``NEEDS_A_CHAMPION``) gets the same monthly condition, gated on
-  ``ChampionExists``: a promotion gate of arrest_model has named a champion of the registered model that
-  drift_report judges against (read from the gate's check results in the Dagster instance, no MLflow).
-- **police_stations** is materialised when it is missing (a fresh install), so the chain of the first
-  month can run without a manual step. Refreshes come from the monthly schedule.
-- Assets that are not monthly (the model, owned by its own retraining policy) and assets that already
-  carry a condition set by their owner are left alone.
+- Every **monthly asset downstream of raw_incidents** gets ``monthly_rematerialisation``: for every month,
+  not only the latest one, it is requested once when something happened to it or to a month it reads
+  (a month it reads was updated or is requested in this tick, it went missing, or the condition sees
+  it for the first time), provided it is then **missing or older than a month it reads**, month M of each
+  monthly dependency exists, and no month it reads holds a materialisation whose **blocking checks failed**
+  (``UpstreamMonthsNewer``, the one condition of our own). History months come from the graph: arrest_features
+  and hotspots declare months M-12..M, so a rebuilt month brings the 12 months after it along, and missing
+  history months are allowed (the first year of a warehouse is built). Never while a month it reads is in
+  progress, nor while it is itself. A whole chain is requested in one tick, so one upstream change makes
+  one run (or one backfill), and a run's own materialisations do not trigger it again. Updates of
+  unpartitioned inputs (the stations, the champion) do not trigger it: they would rebuild 25 years of
+  months; it waits while one of them is missing (drift_report until a champion exists).
+- **police_stations** is materialised when it is missing (a fresh install). Refreshes come from the
+  monthly schedule.
+- **champion_model** follows arrest_model: materialised when arrest_model was updated (outside a run that
+  already promoted it) and its promotion gate passed.
+- Other assets (the model, owned by its retraining sensor) and assets whose owner set a condition are left alone.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import dagster as dg
 
-from crime_assets.model.feature_history import HISTORY_MONTHS, history_months
-from crime_assets.defs.hotspots.assets import HotspotsConfig
-from crime_assets.defs.automation.jobs import NEEDS_A_CHAMPION
 from crime_assets.defs.common.partitions import monthly_partitions
 from crime_assets.common.settings import AutomationSettings
 
 RAW = dg.AssetKey("raw_incidents")
 STATIONS = dg.AssetKey("police_stations")
+CHAMPION = dg.AssetKey("champion_model")
 AutomationCondition = dg.AutomationCondition
 
-# Monthly assets whose month M also reads the given months before M of another monthly asset, without
-# declaring it: reader -> (source, months). The windows are the readers' own defaults (HISTORY_MONTHS;
-# hotspots' run config default): a run configured with a longer window is not followed further back.
-HISTORY_READERS: dict[dg.AssetKey, tuple[dg.AssetKey, int]] = {
-    dg.AssetKey("arrest_features"): (dg.AssetKey("incidents_enriched"), HISTORY_MONTHS),
-    dg.AssetKey("hotspots"): (dg.AssetKey("h3_monthly_stats"), HotspotsConfig.model_fields["history_months"].default),
-}
-# The promotion gate of arrest_model; its evaluations say which version is the champion afterwards.
-PROMOTION_GATE = dg.AssetCheckKey(dg.AssetKey("arrest_model"), "challenger_clears_promotion_gate")
 
+class UpstreamMonthsNewer(dg.AutomationCondition[dg.AssetKey]):
+    """True for month M of a monthly asset when it can and should be built from its monthly dependencies:
+    each of them holds month M; none of the months it reads (through the dependency's partition mapping:
+    M, or M-12..M for a history reader; history months may be missing) has a latest materialisation whose
+    blocking checks failed (ERROR; a WARN does not block, as in a run); and M is missing or older than the
+    latest materialisation of one of those months. A dependency's month requested in this same tick counts
+    as present, passed and newer (the run stops on its checks).
 
-class BlockingChecksPassed(dg.AutomationCondition[dg.AssetKey]):
-    """True for a partition of an asset when the run of its latest materialisation evaluated every blocking
-    check of the asset and none failed with ERROR severity (a WARN failure does not block, as in a run).
-
-    A run over a range of months evaluates each check once for the range, so one failing month holds
-    back the whole range: the safe side.
+    Dagster's ``all_deps_blocking_checks_passed()`` cannot say this: it judges an unpartitioned check on a
+    monthly asset by its latest execution, whatever month that was, and counts a WARN as a failure
+    (crime_assets_tests/test_automation.py shows both). Read through the instance's public materialisation
+    records and the check evaluations of the run that made each month's latest one (a range of months in
+    one run shares one verdict per check: one failing month holds back the range, the safe side).
     """
 
     @property
     def name(self) -> str:
-        return "blocking_checks_passed"
+        return "upstream_months_newer_and_passed"
 
     @property
     def description(self) -> str:
-        return "The blocking checks run with this partition's latest materialisation passed"
+        return ("Missing or older than a month it reads, which exist (history may be missing) and passed "
+                "their blocking checks")
 
     @property
     def requires_cursor(self) -> bool:
         return False
 
     def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
-        graph, candidates = context.asset_graph, context.candidate_subset
-        blocking = [k for k in graph.get(context.key).check_keys if graph.get(k).blocking]
-        if not blocking or candidates.is_empty:
+        candidates = context.candidate_subset
+        if candidates.is_empty:
             return dg.AutomationResult(context=context, true_subset=candidates)
-        instance = context.asset_graph_view.instance
-        if not candidates.is_partitioned:
-            passed = _latest_materialisation_passed(instance, context.key, None, blocking)
-            return dg.AutomationResult(context=context, true_subset=candidates if passed else context.get_empty_subset())
-        passed_keys = {
-            partition for partition in candidates.expensively_compute_partition_keys()
-            if _latest_materialisation_passed(instance, context.key, partition, blocking)
-        }
-        true_subset = context.asset_graph_view.get_subset_from_partition_keys(
-            context.key, context.partitions_def, passed_keys)
+        graph, view = context.asset_graph, context.asset_graph_view
+        instance = view.instance
+        months = sorted(candidates.expensively_compute_partition_keys())
+        own = latest_materialisations(instance, context.key, months)
+        ready, newer = set(months), {m for m in months if m not in own}
+        deps = [k for k in graph.get(context.key).parent_entity_keys
+                if isinstance(k, dg.AssetKey) and graph.get(k).partitions_def == context.partitions_def]
+        for dep in deps:
+            requested_subset = context.request_subsets_by_key.get(dep)
+            requested = set(requested_subset.expensively_compute_partition_keys()) if requested_subset else set()
+            reads = {m: set(view.get_subset_from_partition_keys(context.key, context.partitions_def, [m])
+                            .compute_mapped_subset(dep, direction="up").expensively_compute_partition_keys())
+                     for m in months}
+            latest = latest_materialisations(instance, dep, set().union(*reads.values()) - requested)
+            passed = blocking_checks_passed(instance, [k for k in graph.get(dep).check_keys if graph.get(k).blocking],
+                                            latest)
+            for month in months:
+                read = reads[month]
+                if month not in requested and month not in latest:
+                    ready.discard(month)
+                if any(not passed[m] for m in read & set(latest)):
+                    ready.discard(month)
+                own_id = own[month].storage_id if month in own else -1
+                if read & requested or any(latest[m].storage_id > own_id for m in read & set(latest)):
+                    newer.add(month)
+        true_subset = view.get_subset_from_partition_keys(context.key, context.partitions_def, ready & newer)
         return dg.AutomationResult(context=context, true_subset=true_subset)
 
 
-def _latest_materialisation_passed(
-    instance: dg.DagsterInstance, key: dg.AssetKey, partition: str | None, blocking: list[dg.AssetCheckKey]
-) -> bool:
-    latest = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition] if partition else None), limit=1
-    ).records
-    if not latest:
-        return False
-    evaluations = [
-        record.event_log_entry.dagster_event.asset_check_evaluation_data
-        for record in instance.get_records_for_run(
-            latest[0].run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records
-    ]
-    for check_key in blocking:
-        results = [e for e in evaluations if e.asset_check_key == check_key]
-        if not results or any(not e.passed and e.severity == dg.AssetCheckSeverity.ERROR for e in results):
-            return False
-    return True
+def latest_materialisations(instance: dg.DagsterInstance, key: dg.AssetKey,
+                            partitions: Iterable[str]) -> dict[str, dg.EventLogRecord]:
+    """The newest materialisation record of each of ``partitions`` of ``key`` that has one."""
+    wanted, found, cursor = set(partitions), {}, None
+    while wanted:
+        page = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, asset_partitions=sorted(wanted)), limit=1000, cursor=cursor)
+        for record in page.records:
+            if record.partition_key in wanted:
+                found[record.partition_key] = record
+                wanted.discard(record.partition_key)
+        if not page.has_more:
+            break
+        cursor = page.cursor
+    return found
 
 
-class HistoryUpdated(dg.AutomationCondition[dg.AssetKey]):
-    """True for a materialised month M of an asset that reads ``source`` of the ``months`` months before M,
-    when one of those months got a materialisation newer than M's latest one whose blocking checks passed
-    (the same judgement as ``BlockingChecksPassed``), and that materialisation was not yet reported for M
-    on an earlier evaluation: once per (M, newest such materialisation). Used as a trigger inside
-    ``since_last_handled()``, so a request stays pending while M is running, and a failed run is not
-    retried on every tick; a later materialisation of a history month triggers again.
-
-    Never-materialised months are left to ``newly_missing()``. Two storage queries per evaluation (the
-    newest materialisation of every month, of the source and of this asset); the checks are read only for
-    history months newer than a reader's month.
-    """
-
-    def __init__(self, source: dg.AssetKey, months: int):
-        self.source, self.months = source, months
-
-    @property
-    def name(self) -> str:
-        return "history_updated"
-
-    @property
-    def description(self) -> str:
-        return (f"One of the {self.months} months of {self.source.to_user_string()} before this month was "
-                "materialised after it, and its blocking checks passed")
-
-    @property
-    def requires_cursor(self) -> bool:
-        return True
-
-    def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
-        if context.candidate_subset.is_empty or not context.asset_graph.has(self.source):
-            return dg.AutomationResult(context=context, true_subset=context.get_empty_subset(), cursor=context.cursor)
-        graph, instance = context.asset_graph, context.asset_graph_view.instance
-        materialised = dg.DagsterEventType.ASSET_MATERIALIZATION
-        sources = instance.get_latest_storage_id_by_partition(self.source, materialised)
-        pending: dict[str, int] = {}
-        if sources:
-            candidates = set(context.candidate_subset.expensively_compute_partition_keys())
-            own = {month: storage_id for month, storage_id
-                   in instance.get_latest_storage_id_by_partition(context.key, materialised).items()
-                   if month in candidates}
-            blocking = [k for k in graph.get(self.source).check_keys if graph.get(k).blocking]
-            pending = _newer_history(own, sources, self.months, lambda month: (
-                not blocking or _latest_materialisation_passed(instance, self.source, month, blocking)))
-        reported: dict[str, int] = json.loads(context.cursor) if context.cursor else {}
-        fired = {m for m, storage_id in pending.items() if storage_id > reported.get(m, -1)}
-        true_subset = context.asset_graph_view.get_subset_from_partition_keys(
-            context.key, context.partitions_def, fired)
-        # Remembered: each month's newest pending history materialisation, reported once.
-        return dg.AutomationResult(context=context, true_subset=true_subset,
-                                   cursor=json.dumps(pending, sort_keys=True))
-
-
-def _newer_history(own: Mapping[str, int], sources: Mapping[str, int], months: int,
-                   passed: Callable[[str], bool]) -> dict[str, int]:
-    """For each month of ``own`` (latest storage id by month): the newest storage id among the ``months``
-    months before it in ``sources`` that is newer than its own and whose month ``passed``; months without
-    one are left out. ``passed`` is asked at most once per source month."""
+def blocking_checks_passed(instance: dg.DagsterInstance, blocking: Sequence[dg.AssetCheckKey],
+                           records: dict[str, dg.EventLogRecord]) -> dict[str, bool]:
+    """For each partition of ``records``: did the run of that materialisation evaluate every ``blocking``
+    check, none failing with ERROR severity? Asked once per run."""
     verdicts: dict[str, bool] = {}
-
-    def ok(month: str) -> bool:
-        if month not in verdicts:
-            verdicts[month] = passed(month)
-        return verdicts[month]
-
-    newest = {}
-    for month, own_id in own.items():
-        newer = sorted(((sources[m], m) for m in history_months(month, months)
-                        if sources.get(m, -1) > own_id), reverse=True)
-        found = next((storage_id for storage_id, m in newer if ok(m)), None)
-        if found is not None:
-            newest[month] = found
-    return newest
+    for run_id in {record.run_id for record in records.values()}:
+        evaluations = [
+            entry.event_log_entry.dagster_event.asset_check_evaluation_data
+            for entry in instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records
+        ] if run_id and blocking else []
+        verdicts[run_id] = all(
+            any(e.asset_check_key == check for e in evaluations)
+            and not any(e.asset_check_key == check and not e.passed and e.severity == dg.AssetCheckSeverity.ERROR
+                        for e in evaluations)
+            for check in blocking)
+    return {partition: verdicts[record.run_id] for partition, record in records.items()}
 
 
-class ChampionExists(dg.AutomationCondition[dg.AssetKey]):
-    """True (for every partition) once arrest_model's promotion gate has named a champion of the registered
-    model ``model_name``: its newest evaluation for that model says ``champion_now`` is a version. Read from
-    the gate's check results in the Dagster instance; a champion set in MLflow by hand is not seen."""
-
-    def __init__(self, model_name: str):
-        self.model_name = model_name
-
-    @property
-    def name(self) -> str:
-        return "champion_exists"
-
-    @property
-    def description(self) -> str:
-        return f"The promotion gate of arrest_model has named a champion of {self.model_name}"
-
-    @property
-    def requires_cursor(self) -> bool:
-        return False
-
-    def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
-        if context.candidate_subset.is_empty or champion_named(context.asset_graph_view.instance,
-                                                              self.model_name) is None:
-            return dg.AutomationResult(context=context, true_subset=context.get_empty_subset())
-        return dg.AutomationResult(context=context, true_subset=context.candidate_subset)
-
-
-def champion_named(instance: dg.DagsterInstance, model_name: str, page: int = 20) -> str | None:
-    """The champion version (``v3``) the newest promotion-gate evaluation for ``model_name`` left, or None
-    (no evaluation for that model, or none promoted yet). The gate records ``model`` ("<name> v<version>")
-    and ``champion_now`` ("v<version>" or "none") in its check metadata."""
-    cursor = None
-    while True:
-        records = instance.event_log_storage.get_asset_check_execution_history(
-            PROMOTION_GATE, limit=page, cursor=cursor)
-        for record in records:
-            # Planned or failed executions (an exception, not a verdict) carry no evaluation: skipped.
-            metadata = record.evaluation.metadata if record.evaluation else {}
-            model, champion = metadata.get("model"), metadata.get("champion_now")
-            if model is None or champion is None or str(model.value).rsplit(" v", 1)[0] != model_name:
-                continue
-            return None if champion.value in ("", "none") else str(champion.value)
-        if len(records) < page:
-            return None
-        cursor = records[-1].id
-
-
-def monthly_rematerialisation(unpartitioned_inputs: dg.AssetSelection,
-                              history: tuple[dg.AssetKey, int] | None = None) -> dg.AutomationCondition:
-    """``AutomationCondition.eager()`` without its latest-time-window restriction, triggered by monthly
-    upstream assets only (and, for a history reader, by ``HistoryUpdated(*history)``), and gated on the
-    upstream months' blocking checks."""
-    trigger = AutomationCondition.newly_missing() | AutomationCondition.any_deps_updated().ignore(unpartitioned_inputs)
-    if history is not None:
-        trigger = trigger | HistoryUpdated(*history)
+def monthly_rematerialisation(unpartitioned_inputs: dg.AssetSelection) -> dg.AutomationCondition:
+    """Dagster's ``eager()`` building blocks for every month of a monthly asset, with ``UpstreamMonthsNewer``
+    deciding whether the month is due. Changes of ``unpartitioned_inputs`` do not trigger it; it waits
+    while one of them is missing."""
+    due = UpstreamMonthsNewer()
+    # Not any_deps_updated(): it ignores an update made by a run that also targeted this asset, whatever
+    # months that run built, so a run of March would not reach the history readers of April. A run's own
+    # updates are handled below instead: a month updated after what it reads is no longer due.
+    upstream_changed = AutomationCondition.any_deps_match(
+        AutomationCondition.newly_updated() | AutomationCondition.will_be_requested()
+    ).ignore(unpartitioned_inputs).with_label("any_monthly_deps_updated")
+    # Requested or updated; an update that left the month due (a month it reads changed after it) is not.
+    handled = (AutomationCondition.newly_requested() | (AutomationCondition.newly_updated() & ~due)).with_label("handled")
+    # First sight counts as a change: months built before the automation ran, or while it was off, get
+    # requested once if they are due (a missing month, or one older than its upstream).
+    changed = (AutomationCondition.initial_evaluation() | AutomationCondition.newly_missing() | upstream_changed)
     return (
-        trigger.since_last_handled()
-        & ~AutomationCondition.any_deps_missing()
+        changed.since(handled).with_label("changed_since_last_handled")
         # An unpartitioned input requested in this same tick would run in a separate run, maybe later:
         # wait until it exists.
         & ~AutomationCondition.any_deps_match(AutomationCondition.missing())
-        .allow(unpartitioned_inputs)
-        .with_label("unpartitioned_input_missing")
+        .allow(unpartitioned_inputs).with_label("unpartitioned_input_missing")
         & ~AutomationCondition.any_deps_in_progress()
         & ~AutomationCondition.in_progress()
-        # Dagster's all_deps_blocking_checks_passed() judges an unpartitioned check on a monthly asset by
-        # its latest execution, whatever month that was, and counts a WARN failure as blocking. This asks,
-        # month by month, about the checks run with the materialisation the month is built from.
-        & AutomationCondition.all_deps_match(BlockingChecksPassed() | AutomationCondition.will_be_requested())
-        .with_label("upstream_blocking_checks_passed")
+        & due
     ).with_label("monthly_rematerialisation")
 
 
@@ -269,47 +171,43 @@ def materialise_when_missing() -> dg.AutomationCondition:
     ).with_label("materialise_when_missing")
 
 
+def promote_when_cleared() -> dg.AutomationCondition:
+    """``eager()`` for the unpartitioned champion_model, once its dependency's blocking checks (the promotion
+    gate) passed: judged by their latest execution, which for an unpartitioned asset is the right one."""
+    return (AutomationCondition.eager() & AutomationCondition.all_deps_blocking_checks_passed()).with_label(
+        "promote_when_cleared")
+
+
 def automated_keys(assets: Sequence[dg.AssetsDefinition]) -> set[dg.AssetKey]:
     """The keys this module sets conditions on: monthly assets downstream of raw_incidents (drift_report
-    included), and the stations, unless their owner already gave them a condition."""
+    included), the stations and the champion, unless their owner already gave them a condition."""
     downstream = dg.AssetSelection.assets(RAW).downstream(include_self=False).resolve(assets)
     chosen = set()
     for assets_def in assets:
         for spec in assets_def.specs:
             if spec.automation_condition is not None:
                 continue
-            if spec.key == STATIONS or (spec.key in downstream and spec.partitions_def == monthly_partitions):
+            if spec.key in (STATIONS, CHAMPION) or (spec.key in downstream and spec.partitions_def == monthly_partitions):
                 chosen.add(spec.key)
     return chosen
 
 
-def drift_after_a_champion(unpartitioned_inputs: dg.AssetSelection, model_name: str) -> dg.AutomationCondition:
-    """``monthly_rematerialisation`` for an asset that judges months against the champion model: held back
-    until a champion of ``model_name`` exists (the pending months then run)."""
-    return (monthly_rematerialisation(unpartitioned_inputs) & ChampionExists(model_name)).with_label(
-        "monthly_rematerialisation_once_a_champion_exists")
-
-
-def automation_policy(assets: Sequence[dg.AssetsDefinition],
-                      model_name: str) -> Callable[[dg.AssetSpec], dg.AssetSpec]:
-    """The spec -> spec function for ``dg.map_asset_specs`` that applies the policy above to ``assets``;
-    ``model_name`` is the registered model drift_report judges against (ARREST_MODEL_NAME)."""
+def automation_policy(assets: Sequence[dg.AssetsDefinition]) -> Callable[[dg.AssetSpec], dg.AssetSpec]:
+    """The spec -> spec function for ``dg.map_asset_specs`` that applies the policy above to ``assets``."""
     keys = automated_keys(assets)
     unpartitioned = dg.AssetSelection.assets(
         *(spec.key for a in assets for spec in a.specs if spec.partitions_def != monthly_partitions)
     )
-    present = {spec.key for a in assets for spec in a.specs}
 
     def apply(spec: dg.AssetSpec) -> dg.AssetSpec:
         if spec.key not in keys:
             return spec
         if spec.key == STATIONS:
             condition = materialise_when_missing()
-        elif spec.group_name in NEEDS_A_CHAMPION:  # drift_report: fails until a model is promoted
-            condition = drift_after_a_champion(unpartitioned, model_name)
+        elif spec.key == CHAMPION:
+            condition = promote_when_cleared()
         else:
-            history = HISTORY_READERS.get(spec.key)
-            condition = monthly_rematerialisation(unpartitioned, history if history and history[0] in present else None)
+            condition = monthly_rematerialisation(unpartitioned)
         return spec.replace_attributes(automation_condition=condition)
 
     return apply
@@ -318,8 +216,8 @@ def automation_policy(assets: Sequence[dg.AssetsDefinition],
 def build_automation_sensor(assets: Sequence[dg.AssetsDefinition], settings: AutomationSettings) -> dg.SensorDefinition:
     """Evaluates the conditions above on ``assets`` (after ``automation_policy`` was applied). Explicit, so
     it is RUNNING by default (Dagster's implicit automation sensor starts stopped), and evaluated in the
-    code server, which the custom BlockingChecksPassed condition needs."""
-    ours = {"monthly_rematerialisation", "monthly_rematerialisation_once_a_champion_exists", "materialise_when_missing"}
+    code server, which the custom UpstreamMonthsNewer condition needs."""
+    ours = {"monthly_rematerialisation", "materialise_when_missing", "promote_when_cleared"}
     keys = sorted(
         (spec.key for a in assets for spec in a.specs
          if spec.automation_condition is not None and spec.automation_condition.get_label() in ours),
@@ -331,9 +229,8 @@ def build_automation_sensor(assets: Sequence[dg.AssetsDefinition], settings: Aut
         default_status=dg.DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=settings.automation_interval_s,
         use_user_code_server=True,
-        description="Rematerialises the monthly assets downstream of a changed month of raw_incidents, once its "
-                    "blocking checks passed, and the history readers (arrest_features, hotspots) of the months "
-                    "after it; "
-                    "drift_report only once a champion model exists; materialises the police stations when "
-                    "they are missing.",
+        description="Builds each month of the monthly assets downstream of raw_incidents once when a month it "
+                    "reads changed (or was never followed), from upstream months whose blocking checks passed; "
+                    "drift_report once a champion exists; the police stations when they are missing; "
+                    "champion_model after arrest_model cleared its promotion gate.",
     )

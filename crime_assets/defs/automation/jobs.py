@@ -2,19 +2,24 @@ import dagster as dg
 
 from crime_assets.defs.common.partitions import monthly_partitions
 
-NEEDS_A_CHAMPION = {"monitoring"}
+
+def monthly_job_keys(assets) -> set[dg.AssetKey]:
+    """The monthly assets of the main job: every monthly asset except those that read an asset built from
+    many months (drift_report reads champion_model, which is built from arrest_model's training months)."""
+    specs = [spec for a in assets for spec in a.specs]
+    monthly = {spec.key for spec in specs if spec.partitions_def == monthly_partitions}
+    built_from_months = dg.AssetSelection.assets(*monthly).downstream().resolve(assets) - monthly
+    readers = dg.AssetSelection.assets(*built_from_months).downstream(include_self=False).resolve(assets)
+    return monthly - readers
 
 
 def monthly_assets_job(assets, excluded_checks=()):
     """The main job: every monthly asset, plus the unpartitioned inputs they read (the stations),
-    for one month or a range of months in one run. The model assets, which span many months, are not in it.
+    for one month or a range of months in one run. The model assets, which span many months, and the
+    monthly assets that read them (drift_report, which needs a champion) are not in it.
     ``excluded_checks`` (the freshness checks) are evaluated by their own sensor, not by every backfill."""
-    # drift_report judges a month against the champion model: it runs once a champion exists
-    # (the downstream automation waits for one), not in every backfill of history.
-    monthly = [a for a in assets if a.partitions_def == monthly_partitions
-               and not any(spec.group_name in NEEDS_A_CHAMPION for spec in a.specs)]
-    keys = {key for a in monthly for key in a.keys}
-    inputs = {dep.asset_key for a in monthly for dep in a.specs_by_key.values() for dep in dep.deps} - keys
+    keys = monthly_job_keys(assets)
+    inputs = {dep.asset_key for a in assets for spec in a.specs if spec.key in keys for dep in spec.deps} - keys
     return dg.define_asset_job(
         "monthly_assets_job",
         selection=dg.AssetSelection.assets(*keys, *inputs) - dg.AssetSelection.checks(*excluded_checks),

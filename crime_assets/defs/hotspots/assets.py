@@ -1,5 +1,6 @@
 from dataclasses import asdict
 from pathlib import Path
+from typing import Optional
 
 import dagster as dg
 from pydantic import Field
@@ -11,11 +12,11 @@ from crime_assets.hotspots.h3_stats import (
 )
 from crime_assets.hotspots.h3_hourly import HOURLY_COUNTS_TABLE, build_hourly_counts
 from crime_assets.hotspots.hotspots import (
-    HOTSPOTS, HOTSPOTS_TABLE, HotspotTest, find_hotspots, hotspots_missing_from_stats, map_inputs,
+    HOTSPOTS, HOTSPOTS_TABLE, HotspotTest, find_hotspots, hotspot_resolution, hotspots_missing_from_stats, map_inputs,
 )
 from crime_assets.hotspots.maps import render_months, thumbnail_markdown
 from crime_assets.defs.common.metadata import column_schema, markdown_table, window_of
-from crime_assets.defs.common.partitions import monthly_warehouse_asset
+from crime_assets.defs.common.partitions import month_and_history, monthly_asset, monthly_warehouse_asset
 from crime_assets.defs.common.warehouse_resource import Warehouse
 
 GROUP = "hotspots"
@@ -184,9 +185,9 @@ def h3_cell_labels(context: dg.AssetExecutionContext, warehouse: Warehouse) -> d
 
 
 class HotspotsConfig(dg.Config):
-    """The hotspot test (crime_assets/hotspots/hotspots.py) and its maps."""
+    """The hotspot test (crime_assets/hotspots/hotspots.py)."""
 
-    resolution: int = Field(default=8, description="H3 resolution of the cells tested and mapped (6-10)")
+    resolution: int = Field(default=8, description="H3 resolution of the cells tested (6-10)")
     history_months: int = Field(default=12, description="Trailing months a cell's baseline is taken over")
     min_history_months: int = Field(
         default=3, description="Months of history a month needs to be tested; with fewer it gets no hotspots")
@@ -195,14 +196,17 @@ class HotspotsConfig(dg.Config):
     bonferroni: bool = Field(default=True, description="Divide alpha by the number of cells tested in the month")
     baseline_floor: float = Field(
         default=0.5, description="Smallest Poisson mean tested against (cells with no or little history)")
-    max_outlined: int = Field(default=10, description="Hotspots outlined and numbered on the maps")
-    render_maps: bool = Field(default=True, description="Draw the two PNG maps of each month")
+
+
+# Month M's test reads h3_monthly_stats of M and of the trailing months before it (the default window;
+# a run configured with a longer history_months reads further back than the graph shows).
+HOTSPOT_HISTORY = month_and_history(HotspotsConfig.model_fields["history_months"].default)
 
 
 @monthly_warehouse_asset(
     group_name=GROUP,
-    kinds={"duckdb", "h3", "matplotlib"},
-    deps=[h3_monthly_stats, h3_cell_labels],
+    kinds=KINDS,
+    deps=[dg.AssetDep(h3_monthly_stats, partition_mapping=HOTSPOT_HISTORY), h3_cell_labels],
     metadata=_table_metadata(HOTSPOTS, HOTSPOTS_TABLE),
     check_specs=[
         dg.AssetCheckSpec("hotspot_cells_exist_in_stats", asset="hotspots",
@@ -216,8 +220,7 @@ def hotspots(context: dg.AssetExecutionContext, config: HotspotsConfig, warehous
     A Poisson upper-tail test against the same cell's trailing 12 months in h3_monthly_stats, with a minimum
     count and a Bonferroni correction, ranked by p-value and labelled from h3_cell_labels, at a configurable
     resolution (default 8). A month with fewer than min_history_months (default 3) earlier months of
-    statistics gets no rows. Each month also gets two PNG maps under reports/hotspots in the data directory
-    (incidents, and neighbour-pooled arrest rate, with the top hotspots outlined)."""
+    statistics gets no rows. The maps of each month are the asset hotspot_maps."""
     window = window_of(context)
     test = HotspotTest(resolution=config.resolution, history_months=config.history_months,
                        min_history_months=config.min_history_months, min_incidents=config.min_incidents,
@@ -225,10 +228,6 @@ def hotspots(context: dg.AssetExecutionContext, config: HotspotsConfig, warehous
     with warehouse.connect() as con:
         run = find_hotspots(con, window, test)
         missing = hotspots_missing_from_stats(con, window)
-        cells, found = map_inputs(con, window, test.resolution)
-    # Drawing happens after the connection closes: other runs need not wait on matplotlib for the lock.
-    maps = render_months(cells, found, Path(warehouse.data_dir) / "reports" / "hotspots", test.resolution,
-                         config.max_outlined) if config.render_maps else {}
     last_tested = next((m for m in reversed(run.months) if not m.skipped), None)
     metadata = {
         "dagster/row_count": run.rows,
@@ -246,13 +245,6 @@ def hotspots(context: dg.AssetExecutionContext, config: HotspotsConfig, warehous
         metadata[f"top_hotspots_{last_tested.month}"] = markdown_table(
             ["rank", "cell", "label", "incidents", "baseline", "p-value"],
             [(rank, cell, label, n, round(base, 1), f"{p:.1e}") for rank, cell, label, n, base, p in last_tested.top])
-    if maps:
-        month, month_maps = max(maps.items())
-        metadata["incidents_map"] = dg.MetadataValue.path(str(month_maps.incidents))
-        metadata["arrest_rate_map"] = dg.MetadataValue.path(str(month_maps.arrest_rate))
-        metadata["maps_preview"] = dg.MetadataValue.md(
-            f"**{month}** (full size: incidents_map, arrest_rate_map; every month of the run in "
-            f"{month_maps.incidents.parent})\n\n" + thumbnail_markdown([month_maps.incidents, month_maps.arrest_rate]))
     return dg.MaterializeResult(
         metadata=metadata,
         check_results=[
@@ -261,6 +253,47 @@ def hotspots(context: dg.AssetExecutionContext, config: HotspotsConfig, warehous
                    missing, ["month", "resolution", "cell"], months=window.label),
         ],
     )
+
+
+class HotspotMapsConfig(dg.Config):
+    """What the maps draw (crime_assets/hotspots/maps.py)."""
+
+    resolution: Optional[int] = Field(
+        default=None, description="H3 resolution of the maps (6-10); default: the one the months' hotspots were "
+                                  "tested at, 8 when none were found")
+    max_outlined: int = Field(default=10, description="Hotspots outlined and numbered on the maps")
+    render_maps: bool = Field(default=True, description="Draw the two PNG maps of each month")
+
+
+@monthly_asset(
+    group_name=GROUP,
+    kinds={"h3", "matplotlib"},
+    deps=[hotspots, h3_monthly_stats],
+)
+def hotspot_maps(context: dg.AssetExecutionContext, config: HotspotMapsConfig,
+                 warehouse: Warehouse) -> dg.MaterializeResult:
+    """Two PNG maps of each month under reports/hotspots in the data directory: incidents per cell, and the
+    neighbour-pooled arrest rate, with the month's top hotspots outlined and numbered.
+
+    Drawn from the hexagon boundaries of h3_monthly_stats' cells with matplotlib (no map tiles). Reads the
+    warehouse briefly and draws after closing it, outside the warehouse pool, so writers do not wait on the
+    drawing. The newest month's maps show as previews in the metadata."""
+    window = window_of(context)
+    with warehouse.connect() as con:
+        resolution = config.resolution or hotspot_resolution(con, window) or HotspotsConfig().resolution
+        cells, found = map_inputs(con, window, resolution)
+    folder = Path(warehouse.data_dir) / "reports" / "hotspots"
+    maps = render_months(cells, found, folder, resolution, config.max_outlined) if config.render_maps else {}
+    metadata = {"months": window.label, "resolution": resolution, "maps": len(maps) * 2,
+                "folder": dg.MetadataValue.path(str(folder))}
+    if maps:
+        month, month_maps = max(maps.items())
+        metadata["incidents_map"] = dg.MetadataValue.path(str(month_maps.incidents))
+        metadata["arrest_rate_map"] = dg.MetadataValue.path(str(month_maps.arrest_rate))
+        metadata["maps_preview"] = dg.MetadataValue.md(
+            f"**{month}** (full size: incidents_map, arrest_rate_map; every month of the run in "
+            f"{month_maps.incidents.parent})\n\n" + thumbnail_markdown([month_maps.incidents, month_maps.arrest_rate]))
+    return dg.MaterializeResult(metadata=metadata)
 
 
 def with_explorer_link(assets: list, url: str) -> list:

@@ -1,5 +1,5 @@
-"""The arrest model's assets: the monthly feature table, the trained and registered model, the backtest,
-and the promotion gate that moves the ``champion`` alias.
+"""The arrest model's assets: the monthly feature table, the trained and registered model (the challenger),
+its promotion gate, the champion, and the backtest.
 
 Thin wiring around the plain modules of this folder (features, training, metrics, model_registry). XGBoost and
 MLflow are imported inside the functions that use them, so loading the code location stays quick.
@@ -24,17 +24,15 @@ from crime_assets.model.features import (
 )
 from crime_assets.defs.common.metadata import column_schema, markdown_table, window_of
 from crime_assets.defs.model.resources import MlflowStore
-from crime_assets.defs.common.partitions import monthly_warehouse_asset
+from crime_assets.defs.common.partitions import month_and_history, monthly_warehouse_asset
 from crime_assets.defs.common.warehouse_resource import WAREHOUSE_POOL, Warehouse
 
-# Month M's rows come from month M of incidents_enriched (the declared, same-month dependency); its
-# history features read months M-12..M-1 from the warehouse as they are when M is built -- "as of"
-# semantics, recorded per row in history_first_month / history_last_month. That read is deliberately
-# not a 12-month partition mapping: the platform's automation (defs/automation) waits until every
-# mapped upstream partition exists, so such a mapping would never build the first year of a warehouse.
-# After an old month is re-loaded, the automation
-# (defs/automation/conditions.py, HistoryUpdated) rebuilds the 12 months after it that were already built.
-# Months without earlier months: empty history, no error.
+# Month M's rows come from month M of incidents_enriched, its history features from months M-12..M-1 as they
+# are when M is built -- "as of" semantics, recorded per row in history_first_month / history_last_month. One
+# dependency declares both (an asset has one dependency per upstream asset): months M-12..M. History months
+# that were never loaded are allowed (the first year of a warehouse has less history, no error); the
+# automation (defs/automation/conditions.py) waits for month M itself, and rebuilds M when a month of its
+# window is rebuilt.
 
 FEATURE_CHECKS = {
     "rows_match_incidents": "Every incident of the months has exactly one feature row, and no other row exists.",
@@ -45,7 +43,7 @@ FEATURE_CHECKS = {
 @monthly_warehouse_asset(
     group_name="model",
     kinds={"duckdb", "python"},
-    deps=["incidents_enriched"],
+    deps=[dg.AssetDep("incidents_enriched", partition_mapping=month_and_history(HISTORY_MONTHS))],
     code_version=FEATURES_VERSION,
     metadata={"dagster/column_schema": column_schema(ARREST_FEATURES),
               "dagster/table_name": f"warehouse.{FEATURES_TABLE}", "partition_expr": "month",
@@ -59,9 +57,9 @@ def arrest_features(context: dg.AssetExecutionContext, warehouse: Warehouse) -> 
     Categorical fields, time and place, how precisely the time was recorded, how late it was reported (its
     record id and case number against those of incidents that occurred in the same 3-hour slot), and arrest
     rates of its type in its beat, H3 cells and block over the 12 months before -- never its own or later
-    months' arrests, never updated_on. Depends on the same month of incidents_enriched and reads the 12
-    months before it from the warehouse as they are when the month is built (history_first_month /
-    history_last_month say which)."""
+    months' arrests, never updated_on. Depends on the same month of incidents_enriched and on the 12 months
+    before it, read from the warehouse as they are when the month is built (history_first_month /
+    history_last_month say which; months never loaded count as no history)."""
     window = window_of(context)
     with warehouse.connect() as con:
         stats = write_arrest_features(con, window)
@@ -216,12 +214,13 @@ class PromotionGateConfig(dg.Config):
 
 @dg.asset_check(asset=arrest_model, blocking=True, pool=WAREHOUSE_POOL,
                 description="The new version clears the floors (ROC AUC, MCC) and is not worse than the current "
-                            "champion on the same test months beyond the tolerance; then it becomes the champion.")
+                            "champion on the same test months beyond the tolerance. It judges only: champion_model "
+                            "promotes a version that passed.")
 def challenger_clears_promotion_gate(context: dg.AssetCheckExecutionContext, config: PromotionGateConfig,
                                      arrest_model, warehouse: Warehouse, mlflow: MlflowStore) -> dg.AssetCheckResult:
     from crime_assets.model.features import incident_rows
     from crime_assets.model.model_registry import (
-        CHAMPION, PromotionFloors, alias_version, load_registered, promotion_decision, set_alias,
+        CHAMPION, PromotionFloors, alias_version, load_registered, promotion_decision, record_gate_verdict,
     )
     from crime_assets.model.training import evaluate
 
@@ -237,9 +236,10 @@ def challenger_clears_promotion_gate(context: dg.AssetCheckExecutionContext, con
         champion_metrics = evaluate(champion, incidents).metrics
     floors = PromotionFloors(config.min_roc_auc, config.min_mcc, config.tolerance)
     decision = promotion_decision(challenger.info["test_metrics"], champion_metrics, floors)
-    if decision.promote:
-        set_alias(mlflow.tracking_uri, name, CHAMPION, version)
-        context.log.info("%s v%s is the champion now (%s)", name, version, decision.summary())
+    # Recorded on the version itself, where champion_model reads it before promoting.
+    record_gate_verdict(mlflow.tracking_uri, name, version, decision,
+                        champion_version if champion_metrics is not None else None)
+    context.log.info("%s v%s: %s", name, version, decision.summary())
     return dg.AssetCheckResult(
         passed=decision.promote,
         severity=dg.AssetCheckSeverity.ERROR,
@@ -247,13 +247,59 @@ def challenger_clears_promotion_gate(context: dg.AssetCheckExecutionContext, con
         metadata={
             "model": f"{name} v{version}",
             "test_months": f"{months[0]}...{months[-1]}",
-            "previous_champion": f"v{champion_version}" if champion_version else "none",
-            "champion_now": f"v{version}" if decision.promote else (f"v{champion_version}" if champion_version else "none"),
-            "comparison": markdown_table(
-                ["metric", "challenger", "champion (same months)", "floor"],
-                [(m, f"{c:.4f}", "" if o is None else f"{o:.4f}", f"{f:.2f}") for m, c, o, f in decision.rows]),
+            "champion": f"v{champion_version}" if champion_version else "none",
+            "comparison": _comparison(decision.rows),
         },
     )
+
+
+def _comparison(rows) -> dg.MarkdownMetadataValue:
+    return markdown_table(["metric", "challenger", "champion (same months)", "floor"],
+                          [(m, f"{c:.4f}", "" if o is None else f"{o:.4f}", f"{f:.2f}") for m, c, o, f in rows])
+
+
+@dg.asset(
+    group_name="model",
+    kinds={"mlflow"},
+    ins={"arrest_model": dg.AssetIn()},
+    metadata={"alias": "champion"},
+)
+def champion_model(context: dg.AssetExecutionContext, arrest_model, mlflow: MlflowStore) -> dg.MaterializeResult:
+    """The model drift_report and load_model() use: the registered version with the alias `champion`.
+
+    Materialising it promotes arrest_model's latest version, which must have cleared the blocking check
+    challenger_clears_promotion_gate (in the same run the check stops this step; in a later run the
+    verdict the check recorded on the version is read back). The metadata names the version and the
+    figures it was judged on."""
+    from crime_assets.model.model_registry import CHAMPION, alias_version, gate_verdict, set_alias
+
+    name, version = arrest_model.info["name"], str(arrest_model.info["version"])
+    months = arrest_model.info["test_months"]
+    verdict = gate_verdict(mlflow.tracking_uri, name, version)
+    current = alias_version(mlflow.tracking_uri, name, CHAMPION)
+    if verdict is None:
+        raise dg.Failure(f"{name} v{version} was never judged by challenger_clears_promotion_gate: materialise "
+                         "arrest_model with its checks first")
+    if not verdict.passed:
+        raise dg.Failure(f"{name} v{version} did not clear the promotion gate ({verdict.summary}); the champion "
+                         f"stays {'v' + current if current else 'unset'}")
+    if current not in (verdict.against, version):
+        raise dg.Failure(f"{name} v{version} was judged against v{verdict.against or 'none'}, but the champion is "
+                         f"now v{current}: materialise arrest_model with its checks again")
+    set_alias(mlflow.tracking_uri, name, CHAMPION, version)
+    context.log.info("%s v%s is the champion (%s)", name, version, verdict.summary)
+    test = arrest_model.info["test_metrics"]
+    return dg.MaterializeResult(metadata={
+        "model": f"{name} v{version}",
+        "model_name": name,
+        "model_version": int(version),
+        "model_uri": f"models:/{name}@{CHAMPION}",
+        "previous_champion": f"v{current}" if current else "none",
+        "test_months": f"{months[0]}...{months[-1]}",
+        **{f"test_{k}": round(float(test[k]), 4) for k in ("roc_auc", "mcc", "pr_auc")},
+        "promotion_gate": verdict.summary,
+        "comparison": _comparison(verdict.rows),
+    })
 
 
 # -------------------------------------------------------------------------------------------- backtest

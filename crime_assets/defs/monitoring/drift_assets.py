@@ -1,9 +1,8 @@
 """drift_report: each month of arrest_features against the champion's training months, with Evidently.
 
-Thin wiring around ``crime_assets.monitoring.drift``. The champion is read from the MLflow registry (alias
-``champion``), not from arrest_model's latest materialisation (that is the challenger, promoted or not),
-so drift_report declares no dependency on arrest_model: with one, the monthly job and the automation
-policy would treat the model as a monthly input (see the drift section of the README).
+Thin wiring around ``crime_assets.monitoring.drift``. It depends on champion_model, the asset whose
+materialisation promotes a version: the champion is read from the MLflow registry (alias ``champion``),
+not from arrest_model's latest materialisation (that is the challenger, promoted or not).
 """
 
 
@@ -65,13 +64,14 @@ def load_champion(mlflow: MlflowStore):
     except LookupError as error:
         raise RuntimeError(
             f"drift_report needs a champion of '{mlflow.model_name}' to judge against, and there is none: "
-            f"materialize arrest_model first (its promotion gate names the champion). {error}") from None
+            f"materialize arrest_model and champion_model first (a version that clears the promotion gate "
+            f"becomes the champion). {error}") from None
 
 
 @monthly_warehouse_asset(
     group_name="monitoring",
     kinds={"evidently", "duckdb"},
-    deps=["arrest_features"],
+    deps=["arrest_features", "champion_model"],
     metadata={"dagster/column_schema": DRIFT_COLUMNS, "dagster/table_name": f"warehouse.{DRIFT_TABLE}",
               "partition_expr": "month"},
     check_specs=[

@@ -4,8 +4,9 @@ drift_report lists, in its ``retrain_requests`` metadata, the months whose featu
 or quality drop passed a threshold, with the causes. The sensor reads the materialisations it has not
 seen (cursor: the last event's storage id) and requests one training of arrest_model for the (month,
 cause) pairs it has not requested before (cursor: those pairs; run key ``retrain:<month>:<causes>``), so a
-re-run of the same month with the same finding, or another tick, requests nothing more. The training
-runs with arrest_model's blocking promotion gate: the new version becomes champion only if it clears it.
+re-run of the same month with the same finding, or another tick, requests nothing more. The run trains
+arrest_model and materialises champion_model: the blocking promotion gate between them lets the new
+version become champion only if it clears it.
 """
 
 from __future__ import annotations
@@ -18,16 +19,18 @@ from crime_assets.defs.monitoring.drift_assets import retrain_requests
 
 DRIFT_REPORT = dg.AssetKey("drift_report")
 ARREST_MODEL = dg.AssetKey("arrest_model")
+CHAMPION_MODEL = dg.AssetKey("champion_model")
 KEEP_MONTHS = 60  # months of handled causes kept in the cursor
 
 
 def build_retrain_sensor(interval_s: int = 60) -> dg.SensorDefinition:
     @dg.sensor(
         name="retrain_on_drift_sensor",
-        target=dg.AssetSelection.assets(ARREST_MODEL),  # with its checks: the promotion gate
+        target=dg.AssetSelection.assets(ARREST_MODEL, CHAMPION_MODEL),  # with the promotion gate between them
         minimum_interval_seconds=interval_s,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Requests a training of arrest_model (through its promotion gate) when a drift_report "
+        description="Requests a training of arrest_model and its promotion to champion_model (through the "
+                    "promotion gate) when a drift_report "
                     "materialisation finds drift or a quality drop beyond its thresholds; once per month and cause.",
     )
     def retrain_on_drift_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:

@@ -21,7 +21,6 @@ from crime_assets.ingestion.change_detection import (
 from crime_assets.definitions import build_defs
 from crime_assets.defs.automation.conditions import monthly_rematerialisation
 from crime_assets.defs.ingestion.sensors import watched_months
-from crime_assets.defs.automation.jobs import NEEDS_A_CHAMPION
 from crime_assets.defs.ingestion.resources import CrimeSource, QualityGates
 from crime_assets.runs import materialize_months
 from crime_assets.common.settings import Settings
@@ -34,12 +33,12 @@ INCIDENTS = "ijzp-q8t2"
 
 
 def monthly_downstream_of_raw() -> list[str]:
-    """Every monthly asset built from raw_incidents (enriched, H3, hotspots, and whatever joins them)."""
+    """Every monthly asset built from raw_incidents (enriched, H3, hotspots, maps, features) that does not
+    need a champion: drift_report waits for one (every test here until it makes one)."""
     graph = build_defs(Settings.from_env({})).resolve_asset_graph()  # nothing is written
     keys = dg.AssetSelection.assets("raw_incidents").downstream(include_self=False).resolve(graph)
-    # drift_report needs a champion: without one (every test here until it reports one) it is held back.
-    return sorted(k.to_user_string() for k in keys if graph.get(k).partitions_def is not None
-                  and graph.get(k).group_name not in NEEDS_A_CHAMPION)
+    needs_champion = dg.AssetSelection.assets("champion_model").downstream().resolve(graph)
+    return sorted(k.to_user_string() for k in keys - needs_champion if graph.get(k).partitions_def is not None)
 
 
 DOWNSTREAM = monthly_downstream_of_raw()
@@ -255,18 +254,32 @@ def test_policy_covers_every_monthly_asset_downstream_of_raw_incidents(tmp_path)
                                    if graph.get(k).automation_condition else None)
               for k in graph.get_all_asset_keys()}
     downstream = dg.AssetSelection.assets("raw_incidents").downstream(include_self=False).resolve(graph)
-    monthly = {k.to_user_string() for k in downstream if graph.get(k).partitions_def is not None
-               and graph.get(k).group_name not in NEEDS_A_CHAMPION}
-    assert {"incidents_enriched", "h3_monthly_stats", "h3_daily_counts", "h3_cell_labels", "hotspots"} <= monthly
-    # drift_report needs a champion: automated, but held back until the promotion gate named one.
-    assert labels["drift_report"] == "monthly_rematerialisation_once_a_champion_exists"
+    monthly = {k.to_user_string() for k in downstream if graph.get(k).partitions_def is not None}
+    assert {"incidents_enriched", "h3_monthly_stats", "h3_daily_counts", "h3_cell_labels", "hotspots",
+            "hotspot_maps", "arrest_features", "drift_report"} <= monthly
     assert {k for k, v in labels.items() if v == "monthly_rematerialisation"} == monthly
     assert labels["raw_incidents"] is None and labels["police_stations"] == "materialise_when_missing"
+    assert labels["champion_model"] == "promote_when_cleared"
     assert labels["arrest_model"] is None and labels["model_backtest"] is None
     sensor = defs.resolve_sensor_def("downstream_automation_sensor")
     assert isinstance(sensor, dg.AutomationConditionSensorDefinition)
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
-    assert sensor.asset_selection.resolve(graph) == {dg.AssetKey(k) for k in monthly | {"police_stations", "drift_report"}}
+    assert sensor.asset_selection.resolve(graph) == {dg.AssetKey(k) for k in monthly | {"police_stations", "champion_model"}}
+
+
+def test_the_graph_declares_the_history_and_the_champion_it_reads(tmp_path):
+    graph = build_defs(settings_for(tmp_path)).resolve_asset_graph()
+    window = graph.get(dg.AssetKey("arrest_features")).partition_mappings[dg.AssetKey("incidents_enriched")]
+    assert (window.start_offset, window.end_offset, window.allow_nonexistent_upstream_partitions) == (-12, 0, True)
+    window = graph.get(dg.AssetKey("hotspots")).partition_mappings[dg.AssetKey("h3_monthly_stats")]
+    assert (window.start_offset, window.end_offset) == (-12, 0)
+    assert graph.get(dg.AssetKey("hotspot_maps")).parent_keys == {dg.AssetKey("hotspots"), dg.AssetKey("h3_monthly_stats")}
+    assert dg.AssetKey("champion_model") in graph.get(dg.AssetKey("drift_report")).parent_keys
+    # *drift_report reaches everything drift_report needs, the stations included.
+    needed = dg.AssetSelection.from_string("*drift_report").resolve(graph)
+    assert {k.to_user_string() for k in needed} == {
+        "police_stations", "raw_incidents", "incidents_enriched", "arrest_features", "arrest_model",
+        "champion_model", "drift_report"}
 
 
 @pytest.fixture
@@ -316,10 +329,11 @@ def test_a_changed_month_rematerialises_its_downstream_once_for_the_latest_and_a
     assert query(settings, "SELECT month, count(*) FROM incidents_enriched GROUP BY 1") == [("2016-04", 3000)]
 
     # A month that was loaded together with its downstream (a backfill, the schedule) is not rerun; the
-    # history readers of the month after it, built before it, are (they read March as it was then).
+    # history readers of the month after it, built before it, are (they read March as it was then), and
+    # April's maps, drawn from April's hotspots.
     materialize_months(["raw_incidents", *DOWNSTREAM], "2016-03", None, settings, instance=instance)
     tick = evaluate(defs, instance, tick)
-    assert requested(tick) == {"arrest_features": ["2016-04"], "hotspots": ["2016-04"]}
+    assert requested(tick) == {"arrest_features": ["2016-04"], "hotspots": ["2016-04"], "hotspot_maps": ["2016-04"]}
     assert evaluate(defs, instance, tick).total_requested == 0
 
 
@@ -402,23 +416,20 @@ def test_reloading_an_old_month_rebuilds_the_history_readers_of_the_months_after
     settings, instance = history_env
     defs = build_defs(settings)
     tick = evaluate(defs, instance)
-    assert tick.total_requested == 0  # loaded in one run: every month was built after its history
+    assert tick.total_requested == 0  # loaded in one run: every month was built after what it reads
 
-    # March is reloaded (its checks pass): first its own chain; the later months wait until it is rebuilt.
+    # March is reloaded (its checks pass): its chain, and in the same request the features, hotspots and
+    # maps of every later month whose history holds March (one run: March is rebuilt first).
     materialize_months(["raw_incidents"], "2016-03", None, settings, instance=instance)
     tick = evaluate(defs, instance, tick)
-    assert requested(tick) == {asset: ["2016-03"] for asset in DOWNSTREAM}
-    materialize_months(DOWNSTREAM, "2016-03", None, settings, instance=instance)  # the requested run
-
-    # Then the features and hotspots of every later month that reads March, and nothing else; once.
-    tick = evaluate(defs, instance, tick)
-    assert requested(tick) == {"arrest_features": LATER, "hotspots": LATER}
+    assert requested(tick) == {**{asset: ["2016-03"] for asset in DOWNSTREAM},
+                               "arrest_features": SPAN, "hotspots": SPAN, "hotspot_maps": SPAN}
     for _ in range(2):  # not again while the requested run is pending (or after it failed)
         tick = evaluate(defs, instance, tick)
         assert tick.total_requested == 0
 
     # Once they are rebuilt (one run), nothing more.
-    materialize_months(["arrest_features", "hotspots"], LATER[0], LATER[-1], settings, instance=instance)
+    materialize_months(DOWNSTREAM, SPAN[0], SPAN[-1], settings, instance=instance)
     tick = evaluate(defs, instance, tick)
     assert tick.total_requested == 0
     assert query(settings, "SELECT min(history_last_month) FROM arrest_features WHERE month = '2016-04'") == [("2016-03",)]
@@ -440,26 +451,14 @@ def test_a_history_month_whose_blocking_checks_failed_holds_back_the_months_afte
         tick = evaluate(defs, instance, tick)
         assert tick.total_requested == 0
 
-    # Rebuilt with its gates passing: March's downstream, and the later months' features, which read
-    # enriched March; the later hotspots read March's H3 statistics, so they wait until those are rebuilt.
+    # Rebuilt with its gates passing: March's downstream, and the later months that read enriched March
+    # (features) or its H3 statistics, requested in the same tick (hotspots and maps).
     materialize_months(["incidents_enriched"], "2016-03", None, settings, instance=instance)
     tick = evaluate(defs, instance, tick)
     assert requested(tick) == {
         **{asset: ["2016-03"] for asset in DOWNSTREAM if asset != "incidents_enriched"},
-        "arrest_features": SPAN,
+        "arrest_features": SPAN, "hotspots": SPAN, "hotspot_maps": SPAN,
     }
-
-
-GATE = dg.AssetCheckKey(dg.AssetKey("arrest_model"), "challenger_clears_promotion_gate")
-
-
-def report_promotion_gate(instance: dg.DagsterInstance, model: str, champion_now: str) -> None:
-    """An evaluation of arrest_model's promotion gate as the gate records it (defs/model/assets.py): the
-    version judged ("<name> v<n>") and the champion after the decision ("v<n>" or "none")."""
-    instance.report_runless_asset_event(dg.AssetCheckEvaluation(
-        asset_key=GATE.asset_key, check_name=GATE.name, passed=model.endswith(f" {champion_now}"),
-        severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"model": model, "champion_now": champion_now, "previous_champion": "none"}))
 
 
 def test_drift_report_follows_its_month_once_a_champion_exists(automation_env):
@@ -472,25 +471,21 @@ def test_drift_report_follows_its_month_once_a_champion_exists(automation_env):
     tick = evaluate(defs, instance, tick)
     assert requested(tick) == {asset: ["2016-04"] for asset in DOWNSTREAM}
     materialize_months(DOWNSTREAM, "2016-04", None, settings, instance=instance)
-    tick = evaluate(defs, instance, tick)
-    assert tick.total_requested == 0
+    for _ in range(2):
+        tick = evaluate(defs, instance, tick)
+        assert tick.total_requested == 0
 
-    # A version that failed the gate, and a champion of another registered model: still none to judge against.
-    report_promotion_gate(instance, "chicago_arrest v1", "none")
-    report_promotion_gate(instance, "another_model v1", "v1")
-    tick = evaluate(defs, instance, tick)
-    assert tick.total_requested == 0
-
-    # The gate promotes a version: the drift report of the month with features follows, once.
-    report_promotion_gate(instance, "chicago_arrest v2", "v2")
+    # A champion is promoted: the drift report of the month with features follows, once.
+    instance.report_runless_asset_event(dg.AssetMaterialization("champion_model"))
     tick = evaluate(defs, instance, tick)
     assert requested(tick) == {"drift_report": ["2016-04"]}
     tick = evaluate(defs, instance, tick)
     assert tick.total_requested == 0
 
-    # With a champion (a later version failing the gate keeps it), a reloaded month brings its drift
+    # A later champion does not rebuild the reports of every month; a reloaded month brings its drift
     # report along with its chain, in the same request.
-    report_promotion_gate(instance, "chicago_arrest v3", "v2")
+    instance.report_runless_asset_event(dg.AssetMaterialization("champion_model"))
+    assert evaluate(defs, instance, tick).total_requested == 0
     materialize_months(["raw_incidents"], "2016-05", None, settings, instance=instance)
     tick = evaluate(defs, instance, tick)
     assert requested(tick) == {asset: ["2016-05"] for asset in [*DOWNSTREAM, "drift_report"]}
@@ -523,3 +518,120 @@ def test_blocking_checks_are_judged_per_month_and_warnings_do_not_block():
             dg.materialize([upstream], partition_key=month, instance=instance, raise_on_error=False)
         tick = dg.evaluate_automation_conditions(defs=[upstream, downstream], instance=instance, cursor=tick.cursor)
         assert tick.get_requested_partitions(dg.AssetKey("downstream")) == {"2020-02", "2020-03"}
+
+
+def public_eager_for_every_month() -> dg.AutomationCondition:
+    """What Dagster offers ready-made: eager() for every month, gated on the upstream blocking checks."""
+    return (dg.AutomationCondition.eager().without(dg.AutomationCondition.in_latest_time_window())
+            & dg.AutomationCondition.all_deps_blocking_checks_passed())
+
+
+@dg.asset(partitions_def=months, deps=[upstream], automation_condition=public_eager_for_every_month())
+def downstream_public():
+    """Built from upstream's month, automated with Dagster's built-in checks condition."""
+
+
+@pytest.mark.parametrize("order", [("2020-01", "2020-02", "2020-03"), ("2020-03", "2020-02", "2020-01")])
+def test_dagsters_all_deps_blocking_checks_passed_judges_every_month_by_the_latest_check(order):
+    """Why the policy keeps a condition of its own: unpartitioned checks on a monthly asset (every check
+    here; a range of months in one run has one evaluation per check) are judged by their latest execution,
+    whatever month it was, and a WARN counts as a failure."""
+    assets = [upstream, downstream, downstream_public]
+    with dg.instance_for_test() as instance:
+        tick = dg.evaluate_automation_conditions(defs=assets, instance=instance)
+        for month in order:
+            dg.materialize([upstream], partition_key=month, instance=instance, raise_on_error=False)
+        tick = dg.evaluate_automation_conditions(defs=assets, instance=instance, cursor=tick.cursor)
+        ours = tick.get_requested_partitions(dg.AssetKey("downstream"))
+        public = tick.get_requested_partitions(dg.AssetKey("downstream_public"))
+    assert ours == {"2020-02", "2020-03"}  # January's ERROR holds January back, February's WARN does not
+    if order[-1] == "2020-03":  # the last check passed: January is built on a month that failed its gate
+        assert public == {"2020-01", "2020-02", "2020-03"}
+    else:  # the last check failed: every month is held back, March with it
+        assert public == set()
+
+
+# -- issue 22: months present upstream but never followed downstream -----------------------------------------------
+
+
+def test_months_loaded_before_the_first_evaluation_or_while_it_was_off_are_followed_once(automation_env):
+    settings, instance = automation_env
+    defs = build_defs(settings)
+    # Before the automation ever ran: April's raw month alone; March's whole chain, then March's raw again.
+    materialize_months(["raw_incidents"], "2016-04", None, settings, instance=instance)
+    materialize_months(["raw_incidents", *DOWNSTREAM], "2016-03", None, settings, instance=instance)
+    materialize_months(["raw_incidents"], "2016-03", None, settings, instance=instance)
+    tick = evaluate(defs, instance)
+    # April was never built downstream; March's downstream is older than its raw month: both, once, and
+    # the history readers of April (which read March).
+    assert requested(tick) == {asset: ["2016-03", "2016-04"] for asset in DOWNSTREAM}
+    for _ in range(2):
+        tick = evaluate(defs, instance, tick)
+        assert tick.total_requested == 0
+
+    # The automation is stopped (no evaluation) while May is loaded; its next evaluation, from the cursor
+    # it had, follows May once.
+    stopped = tick
+    materialize_months(["raw_incidents"], "2016-05", None, settings, instance=instance)
+    materialize_months(["police_stations"], None, None, settings, instance=instance)  # an input refreshed meanwhile
+    tick = evaluate(defs, instance, stopped)
+    assert requested(tick) == {asset: ["2016-05"] for asset in DOWNSTREAM}
+    assert evaluate(defs, instance, tick).total_requested == 0
+
+
+def test_a_fresh_warehouse_needs_no_history_for_its_first_month(automation_env):
+    """The first month of a warehouse has no earlier months: the history readers are built anyway."""
+    settings, instance = automation_env
+    defs = build_defs(settings)
+    materialize_months(["raw_incidents", "incidents_enriched", "h3_monthly_stats", "h3_cell_labels"], "2016-03",
+                       None, settings, instance=instance)
+    tick = evaluate(defs, instance)
+    assert requested(tick) == {"h3_daily_counts": ["2016-03"], "arrest_features": ["2016-03"],
+                               "hotspots": ["2016-03"], "hotspot_maps": ["2016-03"]}
+
+
+# -- no storms: 300 months in one run become one request --------------------------------------------------------------
+
+CENTURY = dg.MonthlyPartitionsDefinition(start_date="2001-01", fmt="%Y-%m", timezone="America/Chicago", end_offset=0)
+SINGLE_RUN = dg.BackfillPolicy.single_run()
+
+
+@dg.asset(partitions_def=CENTURY, backfill_policy=SINGLE_RUN,
+          check_specs=[dg.AssetCheckSpec("gate", asset="source_months", blocking=True)])
+def source_months(context):
+    return dg.MaterializeResult(check_results=[dg.AssetCheckResult(check_name="gate", passed=True)])
+
+
+@dg.asset(partitions_def=CENTURY, backfill_policy=SINGLE_RUN, deps=[source_months],
+          automation_condition=monthly_rematerialisation(dg.AssetSelection.assets()))
+def built_months():
+    """Built from source_months' month."""
+
+
+@dg.asset(partitions_def=CENTURY, backfill_policy=SINGLE_RUN,
+          deps=[dg.AssetDep(built_months, partition_mapping=dg.TimeWindowPartitionMapping(
+              -12, 0, allow_nonexistent_upstream_partitions=True))],
+          automation_condition=monthly_rematerialisation(dg.AssetSelection.assets()))
+def history_months():
+    """Built from months M-12..M of built_months."""
+
+
+def test_a_backfill_of_300_months_becomes_one_backfill_downstream():
+    assets = [source_months, built_months, history_months]
+    sensor = dg.AutomationConditionSensorDefinition("sensor", target=dg.AssetSelection.assets(built_months, history_months),
+                                                    use_user_code_server=True)
+    defs = dg.Definitions(assets=assets, sensors=[sensor])
+    with dg.instance_for_test() as instance:
+        def tick(cursor=None):
+            with at_clock():
+                return sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs, cursor=cursor))
+
+        first = tick()
+        assert not first.run_requests
+        dg.materialize([source_months], instance=instance, tags={  # one ranged run, as the CLI makes it
+            "dagster/asset_partition_range_start": "2001-01", "dagster/asset_partition_range_end": "2025-12"})
+        second = tick(first.cursor)
+        [backfill] = second.run_requests
+        subsets = backfill.asset_graph_subset.partitions_subsets_by_asset_key
+        assert {k.to_user_string(): len(subsets[k]) for k in subsets} == {"built_months": 300, "history_months": 300}
+        assert not tick(second.cursor).run_requests

@@ -15,7 +15,7 @@ from crime_assets.runs import materialize_months
 from crime_assets_tests.helpers import SAMPLE, query, settings_for
 
 FOUNDATION = ["police_stations", "raw_incidents", "incidents_enriched"]
-GOLD = ["h3_monthly_stats", "h3_daily_counts", "h3_cell_labels", "hotspots"]
+GOLD = ["h3_monthly_stats", "h3_daily_counts", "h3_cell_labels", "hotspots", "hotspot_maps"]
 MONTHS = ["2016-01", "2016-02", "2016-03", "2016-04"]
 GOLD_CHECKS = {"cells_sum_to_geolocated_incidents", "children_sum_to_parent", "rates_within_bounds",
                "daily_cells_sum_to_geolocated_incidents", "one_label_per_cell", "hotspot_cells_exist_in_stats"}
@@ -74,7 +74,7 @@ def test_hotspot_maps_are_saved_and_shown_small_in_the_metadata(gold):
     folder = settings.data_dir / "reports" / "hotspots"
     assert sorted(p.name for p in folder.glob("*.png")) == sorted(
         f"{m}_{kind}.png" for m in MONTHS for kind in ("incidents", "arrest_rate"))
-    event = instance.get_latest_materialization_event(dg.AssetKey("hotspots")).asset_materialization
+    event = instance.get_latest_materialization_event(dg.AssetKey("hotspot_maps")).asset_materialization
     meta = event.metadata
     assert Path(meta["incidents_map"].value) == folder / "2016-04_incidents.png"
     assert Path(meta["arrest_rate_map"].value) == folder / "2016-04_arrest_rate.png"
@@ -147,11 +147,16 @@ def test_a_failing_blocking_check_keeps_bad_counts_from_the_hotspots(gold, tmp_p
 
 def test_run_config_sets_the_hotspot_resolution(gold):
     settings, instance, _, _ = gold
-    config = {"ops": {"hotspots": {"config": {"resolution": 9, "min_incidents": 5, "max_outlined": 5}},
+    config = {"ops": {"hotspots": {"config": {"resolution": 9, "min_incidents": 5}},
+                      "hotspot_maps": {"config": {"max_outlined": 5}},
                       "h3_monthly_stats": {"config": {"min_incidents": 50}}}}
-    result = run_with_config(settings, ["h3_monthly_stats", "hotspots"], "2016-04", config, instance)
+    result = run_with_config(settings, ["h3_monthly_stats", "hotspots", "hotspot_maps"], "2016-04", config, instance)
     assert result.success
-    assert query(settings, "SELECT DISTINCT month, resolution FROM hotspots") in ([], [("2016-04", 9)])
+    found = query(settings, "SELECT DISTINCT month, resolution FROM hotspots")
+    assert found in ([], [("2016-04", 9)])
+    # The maps follow the resolution the month was tested at.
+    maps = instance.get_latest_materialization_event(dg.AssetKey("hotspot_maps")).asset_materialization.metadata
+    assert maps["resolution"].value == (9 if found else 8)
     low = query(settings, "SELECT bool_and(is_low_confidence) FROM h3_monthly_stats"
                           " WHERE month = '2016-04' AND incidents < 50")[0][0]
     assert low is True

@@ -32,11 +32,12 @@ def model_home(warehouse_2015_2016, tmp_path_factory):
     return settings, result
 
 
-def run_model(settings, config=None, gate=None, selection=("arrest_model",), checks=(GATE,)):
+def run_model(settings, config=None, gate=None, selection=("arrest_model", "champion_model"), checks=(GATE,)):
+    """A training (arrest_model, its promotion gate) and the promotion (champion_model), in one run."""
     defs = build_defs(settings)
     job = defs.resolve_implicit_global_asset_job_def().get_subset(
         asset_selection={dg.AssetKey(k) for k in selection}, asset_check_selection=set(checks))
-    ops = {name: {"config": config} for name in selection if config is not None}
+    ops = {name: {"config": config} for name in selection if config is not None and name != "champion_model"}
     if gate is not None:
         ops["arrest_model_challenger_clears_promotion_gate"] = {"config": gate}  # the check's op
     return job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), run_config={"ops": ops},
@@ -124,30 +125,54 @@ def test_load_model_and_load_asset_value_return_the_model(first_training, monkey
 
 
 def test_promotion_gate_both_ways(first_training):
-    settings, _ = first_training
+    settings, first = first_training
     def alias(name):
         return str(client(settings).get_model_version_by_alias("chicago_arrest", name).version)
 
     champion_before = alias("champion")
+    promoted = materialization(first, "champion_model").metadata
+    assert promoted["model"].value == f"chicago_arrest v{champion_before}" and promoted["previous_champion"].value == "none"
+    assert promoted["test_months"].value == "2015-05...2015-06"
+    assert promoted["test_roc_auc"].value == materialization(first, "arrest_model").metadata["test_roc_auc"].value
 
-    # A much weaker challenger clears low floors but trails the champion on the same months: kept out.
+    # A much weaker challenger clears low floors but trails the champion on the same months: the blocking
+    # gate stops the run before champion_model, and the champion stays.
     weak = run_model(settings, {**SMALL, "max_rounds": 1}, gate={"min_roc_auc": 0.5, "min_mcc": 0.0})
-    assert not weak.success  # the gate is blocking
+    assert not weak.success
     gate = gate_result(weak)
     assert not gate.passed and "trails the champion" in gate.description
+    assert gate.metadata["champion"].value == f"v{champion_before}"
+    assert not [e for e in weak.get_asset_materialization_events() if e.asset_key == dg.AssetKey("champion_model")]
     weak_version = str(materialization(weak, "arrest_model").metadata["model_version"].value)
     assert alias("champion") == champion_before
     assert alias("challenger") == weak_version
 
-    # The same training as the champion's holds up against it: promoted.
+    # Materialised on its own afterwards, champion_model reads the gate's verdict on that version and refuses.
+    alone = run_model(settings, selection=("champion_model",), checks=())
+    assert not alone.success and alias("champion") == champion_before
+    failure = next(e for e in alone.all_events if e.event_type_value == "STEP_FAILURE")
+    assert f"chicago_arrest v{weak_version} did not clear the promotion gate" in failure.event_specific_data.error.to_string()
+
+    # The same training as the champion's holds up against it: promoted, in the same run.
     again = run_model(settings, SMALL)
     assert again.success and gate_result(again).passed
     new_version = str(materialization(again, "arrest_model").metadata["model_version"].value)
     assert alias("champion") == new_version != champion_before
-    # What the downstream automation reads to know a champion exists (automation.conditions.champion_named).
-    assert {k: gate_result(again).metadata[k].value for k in ("model", "champion_now")} == \
-        {"model": f"chicago_arrest v{new_version}", "champion_now": f"v{new_version}"}
-    assert gate_result(weak).metadata["champion_now"].value == f"v{champion_before}"
+    promoted = materialization(again, "champion_model").metadata
+    assert promoted["model"].value == f"chicago_arrest v{new_version}"
+    assert promoted["previous_champion"].value == f"v{champion_before}"
+    assert "holds up against the champion" in promoted["promotion_gate"].value
+
+
+def test_the_gate_only_judges(model_home):
+    """Without champion_model in the run, a version that clears the gate stays the challenger; the verdict
+    is recorded on the version for champion_model to read."""
+    settings, _ = model_home
+    judged = run_model(settings, SMALL, selection=("arrest_model",))
+    assert judged.success and gate_result(judged).passed
+    version = str(materialization(judged, "arrest_model").metadata["model_version"].value)
+    assert set(client(settings).get_model_version("chicago_arrest", version).aliases) == {"challenger"}
+    assert client(settings).get_model_version("chicago_arrest", version).tags["promotion_gate"] == "passed"
 
 
 def test_a_failed_training_ends_its_mlflow_run_failed(model_home, monkeypatch):

@@ -75,7 +75,8 @@ def drift_home(warehouse_2015_2016, tmp_path_factory):
     shutil.copy(warehouse_2015_2016.data_dir / "warehouse.duckdb", settings.data_dir / "warehouse.duckdb")
     assert materialize_months(["arrest_features"], "2015-01", MONTH, settings).success
     defs = build_defs(settings)
-    job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection={dg.AssetKey("arrest_model")})
+    job = defs.resolve_implicit_global_asset_job_def().get_subset(  # trained, judged by the gate, promoted
+        asset_selection={dg.AssetKey("arrest_model"), dg.AssetKey("champion_model")})
     trained = job.execute_in_process(instance=dg.DagsterInstance.ephemeral(),
                                      run_config={"ops": {"arrest_model": {"config": SMALL}}})
     assert trained.success
@@ -142,8 +143,12 @@ def test_quality_drop_is_a_retrain_cause():
 def test_retrain_is_requested_once_per_month_and_cause(drift_home, instance):
     if not instance.fetch_materializations(dg.AssetKey("drift_report"), limit=1).records:
         assert run_drift(drift_home, instance).success  # this test alone: the finding of the test above
-    sensor = build_defs(drift_home).resolve_sensor_def("retrain_on_drift_sensor")
+    defs = build_defs(drift_home)
+    sensor = defs.resolve_sensor_def("retrain_on_drift_sensor")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    # A retraining trains, judges and promotes in one run: the promotion gate sits between the two assets.
+    assert sensor.asset_selection.resolve(defs.resolve_asset_graph()) == {
+        dg.AssetKey("arrest_model"), dg.AssetKey("champion_model")}
 
     def tick(cursor):
         data = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor))
@@ -187,4 +192,4 @@ def test_without_a_champion_it_says_what_to_do(drift_home, tmp_path, monkeypatch
     result = run_drift(settings, dg.DagsterInstance.ephemeral())
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
-    assert "materialize arrest_model first" in failure.event_specific_data.error.to_string()
+    assert "materialize arrest_model and champion_model first" in failure.event_specific_data.error.to_string()

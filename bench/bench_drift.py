@@ -64,8 +64,8 @@ def main() -> None:
         print("building the data dir (2015-01..2016-12 through arrest_features, a champion trained on 2015) ...")
         for selection in (["police_stations", "raw_incidents", "incidents_enriched"], ["arrest_features"]):
             assert materialize_months(selection, "2015-01", "2016-12", settings).success
-        job = build_defs(settings).resolve_implicit_global_asset_job_def().get_subset(
-            asset_selection={dg.AssetKey("arrest_model")})
+        job = build_defs(settings).resolve_implicit_global_asset_job_def().get_subset(  # trained, judged, promoted
+            asset_selection={dg.AssetKey("arrest_model"), dg.AssetKey("champion_model")})
         assert job.execute_in_process(instance=dg.DagsterInstance.ephemeral(),
                                       run_config={"ops": {"arrest_model": {"config": TRAIN}}}).success
 

@@ -147,8 +147,9 @@ def test_retrain_is_requested_once_per_month_and_cause(drift_home, instance):
     sensor = defs.resolve_sensor_def("retrain_on_drift_sensor")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     # A retraining trains, judges and promotes in one run: the promotion gate sits between the two assets.
-    assert sensor.asset_selection.resolve(defs.resolve_asset_graph()) == {
-        dg.AssetKey("arrest_model"), dg.AssetKey("champion_model")}
+    job = defs.resolve_job_def(sensor.job_name)
+    assert job.asset_layer.selected_asset_keys == {dg.AssetKey("arrest_model"), dg.AssetKey("champion_model")}
+    assert {k.name for k in job.asset_layer.asset_graph.asset_check_keys} == {"challenger_clears_promotion_gate"}
 
     def tick(cursor):
         data = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor))

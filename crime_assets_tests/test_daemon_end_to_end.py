@@ -128,7 +128,9 @@ def test_a_month_loaded_before_the_daemon_first_ran_is_followed_through_its_chai
           f"{[(r.tags.get('dagster/sensor_name'), r.status.value) for r in runs]}")
     assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs), [(r.run_id, r.status) for r in runs]
     assert counts == dict.fromkeys(CHAIN, 1)  # raw by hand, each downstream step once
-    automated = [r for r in runs if r.tags.get("dagster/sensor_name")]
-    assert {r.tags["dagster/sensor_name"] for r in automated} == {"downstream_automation_sensor"}
+    # The stations and the chain came from the automation (the freshness sensor's runs only evaluate checks).
+    building = [r for r in runs if r.asset_selection and r.tags.get("dagster/sensor_name")]
+    assert {r.tags["dagster/sensor_name"] for r in building} == {"downstream_automation_sensor"}
+    assert {k.to_user_string() for r in building for k in r.asset_selection} == {"police_stations", *DOWNSTREAM}
     assert query(settings_for(data_dir), "SELECT month, count(*) FROM incidents_enriched GROUP BY 1") == [(MONTH, 400)]
     assert (data_dir / "reports" / "hotspots" / f"{MONTH}_incidents.png").is_file()

@@ -139,6 +139,8 @@ def test_quick_start_prints_a_summary(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "2016-11...2016-12 (2 months" in done.stdout and "42,013" in done.stdout
     assert str(tmp_path / "data" / "warehouse.duckdb") in done.stdout and "dagster dev" in done.stdout
+    # The maps are an asset of the job (hotspot_maps): the last month's map is drawn and named.
+    assert f"map {tmp_path / 'data' / 'reports' / 'hotspots' / '2016-12_incidents.png'}" in done.stdout
     assert (tmp_path / ".dagster_home" / "storage").is_dir()
     # Library warnings (Dagster's beta notices among them) go to the log file, not to the console.
     assert "Warning:" not in done.stderr and "BetaWarning" in (tmp_path / "data" / "logs" / "warnings.log").read_text()

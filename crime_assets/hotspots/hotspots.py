@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import duckdb
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, Field, model_validator
 from scipy.special import pdtrc
 
 from crime_assets.hotspots.h3_stats import CELL_LABELS_TABLE, MONTHLY_STATS_TABLE, replace_window
@@ -60,30 +61,30 @@ HOTSPOTS = (
 )
 
 
-@dataclass(frozen=True)
-class HotspotTest:
-    """Parameters of the hotspot test (see the module docstring)."""
+class HotspotTest(BaseModel, frozen=True):
+    """Parameters of the hotspot test (see the module docstring). Also the run config of the hotspots asset."""
 
-    resolution: int = 8
-    history_months: int = 12
-    min_history_months: int = 3
-    min_incidents: int = 10
-    alpha: float = 0.05
-    bonferroni: bool = True
-    baseline_floor: float = 0.5
+    resolution: int = Field(default=8, ge=min(H3_RESOLUTIONS), le=max(H3_RESOLUTIONS),
+                            description="H3 resolution of the cells tested (6-10)")
+    history_months: int = Field(default=12, ge=1, description="Trailing months a cell's baseline is taken over")
+    min_history_months: int = Field(
+        default=3, ge=1, description="Months of history a month needs to be tested; with fewer it gets no hotspots")
+    min_incidents: int = Field(default=10, ge=1, description="Cells with fewer incidents this month are not tested")
+    alpha: float = Field(default=0.05, gt=0.0, lt=1.0, description="Significance level of the Poisson upper-tail test")
+    bonferroni: bool = Field(default=True, description="Divide alpha by the number of cells tested in the month")
+    baseline_floor: float = Field(
+        default=0.5, gt=0.0, description="Smallest Poisson mean tested against (cells with no or little history)")
 
-    def __post_init__(self):
-        if self.resolution not in H3_RESOLUTIONS:
-            raise ValueError(f"resolution must be one of {H3_RESOLUTIONS}, got {self.resolution}")
-        if not 1 <= self.min_history_months <= self.history_months:
-            raise ValueError("need 1 <= min_history_months <= history_months, got "
+    @model_validator(mode="after")
+    def _history_fits(self):
+        if self.min_history_months > self.history_months:
+            raise ValueError("need min_history_months <= history_months, got "
                              f"{self.min_history_months} and {self.history_months}")
-        if not 0.0 < self.alpha < 1.0:
-            raise ValueError(f"alpha must be in (0, 1), got {self.alpha}")
-        if self.baseline_floor <= 0:
-            raise ValueError(f"baseline_floor must be positive, got {self.baseline_floor}")
-        if self.min_incidents < 1:
-            raise ValueError(f"min_incidents must be at least 1, got {self.min_incidents}")
+        return self
+
+    def values(self) -> dict:
+        """The parameters alone (a config class extending this one may have more fields)."""
+        return self.model_dump(include=set(HotspotTest.model_fields))
 
 
 def poisson_upper_tail(counts, means) -> np.ndarray:

@@ -31,6 +31,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from crime_assets.model.params import PromotionFloors
 from crime_assets.model.arrest_model import MODEL_FIELDS, REQUIRED_FIELDS, ArrestModel
 from crime_assets.model.metrics import (
     HEADLINE, calibration_figure, importance_figure, pr_figure, roc_figure,
@@ -361,13 +362,6 @@ def load_registered(tracking_uri: str, name: str, version: str | int | None = No
 
 
 # ----------------------------------------------------------------------------------------- promotion
-
-
-@dataclass(frozen=True)
-class PromotionFloors:
-    min_roc_auc: float = 0.85
-    min_mcc: float = 0.55
-    tolerance: float = 0.005  # the challenger may trail the champion by this much (same test months)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The training parameters: a light module (no XGBoost), so the Dagster config classes can extend it."""
+"""The model's parameters (training, promotion): a light module (no XGBoost, no MLflow), so the Dagster
+config classes can extend them."""
 
 from __future__ import annotations
 
@@ -30,3 +31,12 @@ class TrainingParams(BaseModel, frozen=True):
             "eta": self.learning_rate, "max_depth": self.max_depth, "min_child_weight": self.min_child_weight,
             "max_bin": self.max_bin, "nthread": self.nthread, "seed": self.seed,
         }
+
+
+class PromotionFloors(BaseModel, frozen=True):
+    """When a challenger may become the champion. Also the run config of challenger_clears_promotion_gate."""
+
+    min_roc_auc: float = Field(default=0.85, ge=0.0, le=1.0, description="floor on the challenger's test ROC AUC")
+    min_mcc: float = Field(default=0.55, ge=-1.0, le=1.0, description="floor on the challenger's test MCC")
+    tolerance: float = Field(default=0.005, ge=0.0, description="how far the challenger may trail the champion on "
+                                                                "the same test months (ROC AUC and MCC)")

@@ -1,4 +1,3 @@
-from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
 
@@ -184,18 +183,8 @@ def h3_cell_labels(context: dg.AssetExecutionContext, warehouse: Warehouse) -> d
     )
 
 
-class HotspotsConfig(dg.Config):
+class HotspotsConfig(dg.Config, HotspotTest):
     """The hotspot test (crime_assets/hotspots/hotspots.py)."""
-
-    resolution: int = Field(default=8, description="H3 resolution of the cells tested (6-10)")
-    history_months: int = Field(default=12, description="Trailing months a cell's baseline is taken over")
-    min_history_months: int = Field(
-        default=3, description="Months of history a month needs to be tested; with fewer it gets no hotspots")
-    min_incidents: int = Field(default=10, description="Cells with fewer incidents this month are not tested")
-    alpha: float = Field(default=0.05, description="Significance level of the Poisson upper-tail test")
-    bonferroni: bool = Field(default=True, description="Divide alpha by the number of cells tested in the month")
-    baseline_floor: float = Field(
-        default=0.5, description="Smallest Poisson mean tested against (cells with no or little history)")
 
 
 # Month M's test reads h3_monthly_stats of M and of the trailing months before it (the default window;
@@ -222,9 +211,7 @@ def hotspots(context: dg.AssetExecutionContext, config: HotspotsConfig, warehous
     resolution (default 8). A month with fewer than min_history_months (default 3) earlier months of
     statistics gets no rows. The maps of each month are the asset hotspot_maps."""
     window = window_of(context)
-    test = HotspotTest(resolution=config.resolution, history_months=config.history_months,
-                       min_history_months=config.min_history_months, min_incidents=config.min_incidents,
-                       alpha=config.alpha, bonferroni=config.bonferroni, baseline_floor=config.baseline_floor)
+    test = config
     with warehouse.connect() as con:
         run = find_hotspots(con, window, test)
         missing = hotspots_missing_from_stats(con, window)
@@ -233,7 +220,7 @@ def hotspots(context: dg.AssetExecutionContext, config: HotspotsConfig, warehous
         "dagster/row_count": run.rows,
         "months": window.label,
         "resolution": test.resolution,
-        "test": dg.MetadataValue.json(asdict(test)),
+        "test": dg.MetadataValue.json(test.values()),
         "by_month": markdown_table(
             ["month", "history months", "cells", "tested", "hotspots", "top hotspot", "skipped because"],
             [(m.month, m.history_months, m.cells, m.tested, m.hotspots, m.top[0][2] if m.top else "", m.skipped or "")

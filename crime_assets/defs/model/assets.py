@@ -17,7 +17,7 @@ import dagster as dg
 from pydantic import Field
 
 from crime_assets.model.feature_history import HISTORY_MONTHS
-from crime_assets.model.params import TrainingParams
+from crime_assets.model.params import PromotionFloors, TrainingParams
 from crime_assets.model.backtest import BACKTEST_COLUMNS, BACKTEST_TABLE
 from crime_assets.model.features import (
     ARREST_FEATURES, FEATURES_TABLE, FEATURES_VERSION, write_arrest_features,
@@ -205,11 +205,8 @@ def arrest_model(context: dg.AssetExecutionContext, config: ArrestModelConfig, w
     })
 
 
-class PromotionGateConfig(dg.Config):
-    min_roc_auc: float = Field(default=0.85, description="floor on the challenger's test ROC AUC")
-    min_mcc: float = Field(default=0.55, description="floor on the challenger's test MCC")
-    tolerance: float = Field(default=0.005, description="how far the challenger may trail the champion on the "
-                                                        "same test months (ROC AUC and MCC)")
+class PromotionGateConfig(dg.Config, PromotionFloors):
+    """The floors and the tolerance of the promotion gate."""
 
 
 @dg.asset_check(asset=arrest_model, blocking=True, pool=WAREHOUSE_POOL,
@@ -220,7 +217,7 @@ def challenger_clears_promotion_gate(context: dg.AssetCheckExecutionContext, con
                                      arrest_model, warehouse: Warehouse, mlflow: MlflowStore) -> dg.AssetCheckResult:
     from crime_assets.model.features import incident_rows
     from crime_assets.model.model_registry import (
-        CHAMPION, PromotionFloors, alias_version, load_registered, promotion_decision, record_gate_verdict,
+        CHAMPION, alias_version, load_registered, promotion_decision, record_gate_verdict,
     )
     from crime_assets.model.training import evaluate
 
@@ -234,7 +231,7 @@ def challenger_clears_promotion_gate(context: dg.AssetCheckExecutionContext, con
         with warehouse.connect() as con:
             incidents = incident_rows(con, months[0], months[-1])
         champion_metrics = evaluate(champion, incidents).metrics
-    floors = PromotionFloors(config.min_roc_auc, config.min_mcc, config.tolerance)
+    floors = config
     decision = promotion_decision(challenger.info["test_metrics"], champion_metrics, floors)
     # Recorded on the version itself, where champion_model reads it before promoting.
     record_gate_verdict(mlflow.tracking_uri, name, version, decision,

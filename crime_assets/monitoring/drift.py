@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, Field
 
 from crime_assets.model.features import (
     CATEGORICAL_FEATURES, FEATURE_NAMES, FEATURES_TABLE, check_version, read_features,
@@ -43,15 +44,20 @@ CAUSES = ("feature_drift", "score_drift", "target_drift", "quality_drop")
 DRIFT_TABLE = "drift_metrics"
 
 
-@dataclass(frozen=True)
-class DriftThresholds:
-    max_drifted_share: float = 0.3   # feature drift: share of drifted features above this
-    max_score_psi: float = 0.2       # score drift: PSI above this (0.1-0.2 "moderate", >0.2 "significant")
-    target_alpha: float = 0.01       # target drift: two-proportion p-value below this ...
-    min_rate_change: float = 0.03    # ... and the arrest rate moved by at least this much (absolute)
-    max_auc_drop: float = 0.03       # quality: ROC AUC below the champion's test AUC by more than this
-    max_mcc_drop: float = 0.05       # quality: MCC below the champion's test MCC by more than this
-    min_rows: int = 1000             # fewer rows in the month: not judged
+class DriftThresholds(BaseModel, frozen=True):
+    """When a month's drift calls for a new model. Also the run config of drift_report (its config extends this)."""
+
+    max_drifted_share: float = Field(default=0.3, description="feature drift: share of drifted features above this")
+    # 0.1-0.2 is "moderate", above 0.2 "significant"
+    max_score_psi: float = Field(default=0.2, description="score drift: PSI above this")
+    target_alpha: float = Field(default=0.01, description="target drift: two-proportion p-value below this ...")
+    min_rate_change: float = Field(default=0.03, description="... and an absolute arrest-rate change of at least this")
+    max_auc_drop: float = Field(default=0.03, description="quality: ROC AUC below the champion's test AUC by more than this")
+    max_mcc_drop: float = Field(default=0.05, description="quality: MCC below the champion's test MCC by more than this")
+    min_rows: int = Field(default=1000, ge=1, description="fewer rows in a month: not judged (ERROR)")
+
+    def values(self) -> dict[str, float]:
+        return self.model_dump(include=set(DriftThresholds.model_fields))
 
 
 @dataclass
@@ -352,3 +358,78 @@ def trend_figure(trend: pd.DataFrame):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=len(TREND_METRICS), loc="upper left")
     return fig
+
+
+# ------------------------------------------------------------------------------------ a run of months
+
+
+@dataclass
+class DriftRun:
+    """drift_report's months: each month's summary (None: too few rows to judge) and row count, and the months
+    whose drift calls for a new model (never a month the champion was trained or tested on)."""
+
+    summaries: dict[str, DriftSummary | None]
+    rows: dict[str, int]
+    retrain: dict[str, list[str]]
+
+    def thin(self) -> dict[str, int]:
+        return {m: self.rows[m] for m, s in self.summaries.items() if s is None}
+
+    def flagged(self) -> dict[str, list[str]]:
+        return {m: s.causes for m, s in self.summaries.items() if s and s.causes}
+
+    def judged(self) -> dict[str, DriftSummary]:
+        return {m: s for m, s in self.summaries.items() if s is not None}
+
+    def by_month(self) -> tuple[list[str], list[tuple]]:
+        return (["month", "rows", "drifted features", "score PSI", "arrest rate then / now", "ROC AUC now / test",
+                 "MCC now / test", "causes"],
+                [(m, s.current_rows, f"{len(s.drifted_features)}/{len(s.features)}", _text(s.score_psi),
+                  f"{_text(s.target.rate_reference)} / {_text(s.target.rate_current)}",
+                  f"{_text(s.quality.get('roc_auc'))} / {_text(s.champion.get('roc_auc'))}",
+                  f"{_text(s.quality.get('mcc'))} / {_text(s.champion.get('mcc'))}", ", ".join(s.causes) or "none")
+                 for m, s in self.judged().items()])
+
+
+def _text(value) -> str:
+    return "" if value is None else f"{value:.3f}"
+
+
+def month_figures(s: DriftSummary) -> dict[str, Any]:
+    """The figures of one judged month, for a person to read."""
+    return {
+        "drifted_share": round(s.drifted_share, 4),
+        "drifted_features": ", ".join(s.drifted_features) or "none",
+        "score_drift": f"PSI {_text(s.score_psi)}; {s.score_drift_method} {_text(s.score_drift_score)}"
+                       f" ({'drifted' if s.score_drifted else 'no drift'})",
+        "arrest_rate_reference": round(s.target.rate_reference, 4),
+        "arrest_rate": round(s.target.rate_current, 4),
+        "target_p_value": float(f"{s.target.p_value:.3g}"),
+        "roc_auc": _rounded4(s.quality.get("roc_auc")), "champion_test_roc_auc": _rounded4(s.champion.get("roc_auc")),
+        "mcc": _rounded4(s.quality.get("mcc")), "champion_test_mcc": _rounded4(s.champion.get("mcc")),
+    }
+
+
+def _rounded4(value):
+    return None if value is None else round(float(value), 4)
+
+
+def judge_months(model: ArrestModel, reference: pd.DataFrame, months: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]],
+                 thresholds: DriftThresholds, html_path, log=lambda message: None) -> DriftRun:
+    """Judge each month's (feature rows, incidents) against ``reference``; ``html_path(month)`` is where its
+    Evidently report goes. A month the champion was trained or tested on asks for no retraining."""
+    last_judged = (model.info.get("test_months") or model.info.get("train_months") or [""])[-1]
+    summaries: dict[str, DriftSummary | None] = {}
+    retrain: dict[str, list[str]] = {}
+    for month, (rows, incidents) in months.items():
+        if len(rows) < thresholds.min_rows:
+            log(f"{month}: {len(rows)} rows, fewer than {thresholds.min_rows}: not judged")
+            summaries[month] = None
+            continue
+        summary = judge_month(model, reference, rows, incidents, thresholds, html_path=html_path(month))
+        summaries[month] = summary
+        if summary.causes and month > last_judged:
+            retrain[month] = summary.causes
+        log(f"{month}: drifted {len(summary.drifted_features)}/{len(summary.features)} features, "
+            f"causes {summary.causes or 'none'}")
+    return DriftRun(summaries, {m: len(rows) for m, (rows, _) in months.items()}, retrain)

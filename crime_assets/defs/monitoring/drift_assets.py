@@ -30,26 +30,10 @@ DRIFT_COLUMNS = dg.TableSchema(columns=[
 ])
 
 
-class DriftReportConfig(dg.Config):
-    """Thresholds of the drift gates (Launchpad, or `--config`); defaults in crime_assets.monitoring.drift."""
+class DriftReportConfig(dg.Config, DriftThresholds):
+    """Thresholds of the drift gates (Launchpad, or `--config`), and the reference sample."""
 
-    max_drifted_share: float = Field(default=DriftThresholds.max_drifted_share,
-                                     description="feature drift: share of drifted features above this")
-    max_score_psi: float = Field(default=DriftThresholds.max_score_psi, description="score drift: PSI above this")
-    target_alpha: float = Field(default=DriftThresholds.target_alpha,
-                                description="target drift: two-proportion p-value below this ...")
-    min_rate_change: float = Field(default=DriftThresholds.min_rate_change,
-                                   description="... and an absolute arrest-rate change of at least this")
-    max_auc_drop: float = Field(default=DriftThresholds.max_auc_drop,
-                                description="quality: ROC AUC below the champion's test AUC by more than this")
-    max_mcc_drop: float = Field(default=DriftThresholds.max_mcc_drop,
-                                description="quality: MCC below the champion's test MCC by more than this")
-    min_rows: int = Field(default=DriftThresholds.min_rows, description="fewer rows in a month: not judged (ERROR)")
     reference_rows: int = Field(default=20_000, description="sample of the champion's training months compared against")
-
-    def thresholds(self) -> DriftThresholds:
-        return DriftThresholds(self.max_drifted_share, self.max_score_psi, self.target_alpha, self.min_rate_change,
-                               self.max_auc_drop, self.max_mcc_drop, self.min_rows)
 
 
 def report_path(data_dir: str | Path, month: str) -> Path:
@@ -95,103 +79,57 @@ def drift_report(context: dg.AssetExecutionContext, config: DriftReportConfig, w
     from crime_assets.model.features import incident_rows
 
     started = time.perf_counter()
-    thresholds = config.thresholds()
     window = window_of(context)
     model = load_champion(mlflow)
-    version = f"{model.info.get('name')} v{model.info.get('version')}"
     train_months = list(model.info.get("train_months") or [])
-    last_judged = (model.info.get("test_months") or train_months)[-1]
     with warehouse.connect() as con:  # read-write, as every asset: DuckDB refuses mixed modes in one process
         reference = drift.read_reference(con, train_months, config.reference_rows)
         months = {m: (drift.read_month(con, m), incident_rows(con, m, m)) for m in window.keys}
-
-    summaries: dict[str, drift.DriftSummary | None] = {}
-    retrain: dict[str, list[str]] = {}
-    for month, (rows, incidents) in months.items():
-        if len(rows) < thresholds.min_rows:
-            context.log.warning("%s: %d rows, fewer than %d: not judged", month, len(rows), thresholds.min_rows)
-            summaries[month] = None
-            continue
-        summary = drift.judge_month(model, reference, rows, incidents, thresholds,
-                                    html_path=report_path(warehouse.data_dir, month))
-        summaries[month] = summary
-        # A month the champion was trained or tested on says nothing about its future: no retraining for it.
-        if summary.causes and month > last_judged:
-            retrain[month] = summary.causes
-        context.log.info("%s: drifted %d/%d features, causes %s", month, len(summary.drifted_features),
-                         len(summary.features), summary.causes or "none")
-
+    run = drift.judge_months(model, reference, months, config, lambda m: report_path(warehouse.data_dir, m),
+                             log=context.log.info)
     with warehouse.connect() as con:
-        for month, summary in summaries.items():
-            drift.write_metrics(con, month, summary.metrics() if summary else {"rows": len(months[month][0])})
+        for month, summary in run.summaries.items():
+            drift.write_metrics(con, month, summary.metrics() if summary else {"rows": run.rows[month]})
         trend = drift.read_trend(con, window.keys[-1])
     chart = Path(warehouse.data_dir) / "reports" / "drift" / "trend.png"
     chart.parent.mkdir(parents=True, exist_ok=True)
     drift.trend_figure(trend).savefig(chart)
 
-    thin = {m: len(months[m][0]) for m, s in summaries.items() if s is None}
-    flagged = {m: s.causes for m, s in summaries.items() if s and s.causes}
+    thin, flagged, judged = run.thin(), run.flagged(), run.judged()
     checks = [
         dg.AssetCheckResult(
             check_name=ENOUGH_ROWS, passed=not thin, severity=dg.AssetCheckSeverity.ERROR,
-            description=(f"too few rows to judge (minimum {thresholds.min_rows}): "
+            description=(f"too few rows to judge (minimum {config.min_rows}): "
                          + ", ".join(f"{m} ({n})" for m, n in thin.items())) if thin else "every month judged",
-            metadata={"months": window.label, "min_rows": thresholds.min_rows,
-                      "rows_by_month": dg.MetadataValue.json({m: len(r) for m, (r, _) in months.items()})}),
+            metadata={"months": window.label, "min_rows": config.min_rows,
+                      "rows_by_month": dg.MetadataValue.json(run.rows)}),
         dg.AssetCheckResult(
             check_name=WITHIN_THRESHOLDS, passed=not flagged, severity=dg.AssetCheckSeverity.WARN,
             description="; ".join(f"{m}: {', '.join(c)}" for m, c in flagged.items()) if flagged
             else "no drift or quality drop beyond the thresholds" + (" (months not judged: " + ", ".join(thin) + ")"
                                                                     if thin else ""),
-            metadata={"months": window.label, "thresholds": dg.MetadataValue.json(thresholds.__dict__)}),
+            metadata={"months": window.label, "thresholds": dg.MetadataValue.json(config.values())}),
     ]
-    judged = {m: s for m, s in summaries.items() if s is not None}
     metadata = {
-        "champion": version,
+        "champion": f"{model.info.get('name')} v{model.info.get('version')}",
         "reference_months": f"{train_months[0]}...{train_months[-1]}" if train_months else "none",
         "reference_rows": len(reference),
         "months": window.label,
         # Read by retrain_on_drift_sensor: the months whose drift calls for a new model, and why.
-        "retrain_requests": dg.MetadataValue.json(retrain),
+        "retrain_requests": dg.MetadataValue.json(run.retrain),
         "seconds": round(time.perf_counter() - started, 1),
         "trend_chart_path": dg.MetadataValue.path(str(chart)),
         "trend": dg.MetadataValue.md(
             f"![drift trend](data:image/png;base64,{base64.b64encode(chart.read_bytes()).decode()})"),
-        "by_month": markdown_table(
-            ["month", "rows", "drifted features", "score PSI", "arrest rate then / now", "ROC AUC now / test",
-             "MCC now / test", "causes"],
-            [(m, s.current_rows, f"{len(s.drifted_features)}/{len(s.features)}", _f(s.score_psi),
-              f"{_f(s.target.rate_reference)} / {_f(s.target.rate_current)}",
-              f"{_f(s.quality.get('roc_auc'))} / {_f(s.champion.get('roc_auc'))}",
-              f"{_f(s.quality.get('mcc'))} / {_f(s.champion.get('mcc'))}", ", ".join(s.causes) or "none")
-             for m, s in judged.items()]),
+        "by_month": markdown_table(*run.by_month()),
     }
     if len(window.keys) == 1 and judged:
-        (month, s), = judged.items()
-        metadata |= {
-            "report_path": dg.MetadataValue.path(str(report_path(warehouse.data_dir, month))),
-            "drifted_share": round(s.drifted_share, 4),
-            "drifted_features": ", ".join(s.drifted_features) or "none",
-            "score_drift": f"PSI {_f(s.score_psi)}; {s.score_drift_method} {_f(s.score_drift_score)}"
-                           f" ({'drifted' if s.score_drifted else 'no drift'})",
-            "arrest_rate_reference": round(s.target.rate_reference, 4),
-            "arrest_rate": round(s.target.rate_current, 4),
-            "target_p_value": float(f"{s.target.p_value:.3g}"),
-            "roc_auc": _round(s.quality.get("roc_auc")), "champion_test_roc_auc": _round(s.champion.get("roc_auc")),
-            "mcc": _round(s.quality.get("mcc")), "champion_test_mcc": _round(s.champion.get("mcc")),
-            "summary": dg.MetadataValue.json(s.to_dict()),
-        }
+        (month, summary), = judged.items()
+        metadata |= {"report_path": dg.MetadataValue.path(str(report_path(warehouse.data_dir, month))),
+                     **drift.month_figures(summary), "summary": dg.MetadataValue.json(summary.to_dict())}
     elif judged:
         metadata["report_paths"] = dg.MetadataValue.json({m: str(report_path(warehouse.data_dir, m)) for m in judged})
     return dg.MaterializeResult(metadata={k: v for k, v in metadata.items() if v is not None}, check_results=checks)
-
-
-def _f(value) -> str:
-    return "" if value is None else f"{value:.3f}"
-
-
-def _round(value):
-    return None if value is None else round(float(value), 4)
 
 
 def retrain_requests(metadata: dict) -> dict[str, list[str]]:

@@ -75,7 +75,7 @@ def requested_months(result) -> dict[str, int]:
 
 
 def shipped_months(reps: int) -> None:
-    with tempfile.TemporaryDirectory() as scratch, dg.instance_for_test(temp_dir=str(Path(scratch) / "home")) as instance:
+    with tempfile.TemporaryDirectory() as scratch, dg.instance_for_test(temp_dir=scratch) as instance:
         settings = settings_for(Path(scratch) / "data")
         defs = build_defs(settings)
         keys = sorted(k.to_user_string() for k in monthly_job_keys(defs.assets)) + ["police_stations"]

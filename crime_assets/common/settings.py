@@ -32,6 +32,9 @@
 | ARREST_MODEL_NAME | chicago_arrest | registered model name of the arrest model (`load_model()` reads it) |
 | CRIME_EXPLORER_URL | http://localhost:8501 | the hotspot explorer as people reach it; the `hotspots` asset links to it |
 | CRIME_EXPLORER_TILES_URL | (none) | a raster tile URL with {z}, {x}, {y} drawn under the explorer's hexagons; unset: no tiles (works offline) |
+| CRIME_SERVING_MODEL_ALIAS | champion | registry alias of ARREST_MODEL_NAME the scoring service serves (crime_assets/serving) |
+| CRIME_SERVING_REFRESH_SECONDS | 30 | how often the scoring service checks whether that alias has moved to another version |
+| CRIME_SERVING_MAX_BATCH | 10000 | most records one `POST /predict/batch` may hold (more: 413) |
 """
 
 from __future__ import annotations
@@ -152,6 +155,26 @@ class AlertSettings:
 
 
 @dataclass(frozen=True)
+class ServingSettings:
+    """The scoring service (crime_assets/serving)."""
+
+    model_alias: str = "champion"
+    refresh_s: int = 30
+    max_batch: int = 10_000
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> ServingSettings:
+        alias = environ.get("CRIME_SERVING_MODEL_ALIAS", "").strip() or "champion"
+        if not alias.replace("_", "").replace("-", "").isalnum():
+            raise ValueError(f"CRIME_SERVING_MODEL_ALIAS must be an MLflow alias (letters, digits, _ and -), got {alias!r}")
+        return cls(
+            model_alias=alias,
+            refresh_s=_int_in_range(environ, "CRIME_SERVING_REFRESH_SECONDS", 30, 1, 86400),
+            max_batch=_int_in_range(environ, "CRIME_SERVING_MAX_BATCH", 10_000, 1, 1_000_000),
+        )
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path
     source: str
@@ -168,6 +191,7 @@ class Settings:
     arrest_model_name: str = "chicago_arrest"
     explorer_url: str = "http://localhost:8501"
     explorer_tiles_url: str | None = None
+    serving: ServingSettings = ServingSettings()
 
     @property
     def mlflow_tracking_uri(self) -> str:
@@ -206,4 +230,5 @@ class Settings:
             arrest_model_name=environ.get("ARREST_MODEL_NAME", "").strip() or "chicago_arrest",
             explorer_url=_url(environ, "CRIME_EXPLORER_URL", "http://localhost:8501"),
             explorer_tiles_url=_url(environ, "CRIME_EXPLORER_TILES_URL", None, ("{z}", "{x}", "{y}")),
+            serving=ServingSettings.from_env(environ),
         )

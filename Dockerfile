@@ -2,6 +2,8 @@
 #   docker build -t crime-assets .
 #   docker run -p 3000:3000 -v crime-data:/app/data crime-assets                      # webserver on :3000
 #   docker run -v crime-data:/app/data crime-assets dagster-daemon run -w workspace.yaml   # the daemon
+#   docker run -p 8800:8800 -v crime-data:/app/data crime-assets \
+#     uvicorn crime_assets.serving.app:app --host 0.0.0.0 --port 8800                 # scoring service on :8800
 # Production (PostgreSQL storage, queued runs): DAGSTER_HOME=/app/prod and DAGSTER_PG_* set, see
 # deploy/docker-compose.yaml and deploy/README.md. Same image, a different instance file.
 FROM python:3.11-slim
@@ -30,5 +32,5 @@ COPY dagster.yaml workspace.yaml ./
 COPY --chown=crime:crime deploy/dagster.prod.yaml ./prod/dagster.yaml
 
 USER crime
-EXPOSE 3000
+EXPOSE 3000 8800
 CMD ["dagster-webserver", "-h", "0.0.0.0", "-p", "3000", "-w", "workspace.yaml"]

@@ -1,0 +1,182 @@
+"""Benchmark: the scoring service (issue 20) against its targets.
+
+    python bench/bench_serving.py [--data-dir DIR] [--requests 1000] [--batches 20] [--fresh]
+
+Uses (or builds, in bench/output/serving unless --data-dir) a data dir holding the shipped 24 months
+through arrest_features and arrest_model trained with its defaults (train 2015-11..2016-10, validate
+2016-11, test 2016-12; the first version clears the gate and becomes champion). Starts the service with
+the README's command (uvicorn crime_assets.serving.app:app) on a free loopback port, and measures with
+one client (httpx, one keep-alive connection, request bodies encoded beforehand):
+
+- single-record latency: --requests POST /predict one after another, each a different record of
+  2016-12 (Socrata JSON, as the API returns them): median and p99 of the round trip;
+- batch throughput: --batches POST /predict/batch of 1,000 consecutive records of 2016-12: records/s.
+
+Baselines in the same run, on the same records, alternating with the service's requests one by one:
+``load_model().predict_proba`` in this process (one record per call; batches of 1,000) -- the model's
+own cost, to which the service adds HTTP, validation and JSON -- and GET /health, the HTTP round trip
+with no scoring.
+
+Targets: p99 under 20 ms for one record; at least 50,000 records/s in batches of 1,000.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+from _support import socrata_records
+
+REPO = Path(__file__).resolve().parents[1]
+BATCH = 1000
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def ensure_champion(data_dir: Path, fresh: bool) -> None:
+    """A data dir with a champion of chicago_arrest, built from the shipped sample when missing."""
+    from crime_assets import load_model
+
+    if fresh and data_dir.exists():
+        shutil.rmtree(data_dir)
+    try:
+        load_model(tracking_uri=f"sqlite:///{data_dir / 'mlflow' / 'mlflow.db'}")
+        print(f"data dir: {data_dir} (reusing its champion)", flush=True)
+        return
+    except LookupError:
+        pass
+    import dagster as dg
+
+    from crime_assets.definitions import build_defs
+    from crime_assets.runs import materialize_months
+    from crime_assets.settings import Settings
+
+    settings = Settings.from_env({"CRIME_DATA_DIR": str(data_dir)})
+    started = time.perf_counter()
+    materialize_months(["police_stations", "raw_incidents", "incidents_enriched", "arrest_features"],
+                       "2015-01", "2016-12", settings)
+    gate = dg.AssetCheckKey(dg.AssetKey("arrest_model"), "challenger_clears_promotion_gate")
+    job = build_defs(settings).resolve_implicit_global_asset_job_def().get_subset(
+        asset_selection={dg.AssetKey("arrest_model")}, asset_check_selection={gate})
+    assert job.execute_in_process(instance=dg.DagsterInstance.ephemeral()).success
+    print(f"data dir: {data_dir} (built and trained in {time.perf_counter() - started:.0f} s)", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data-dir", default=str(REPO / "bench" / "output" / "serving"))
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--batches", type=int, default=20)
+    parser.add_argument("--fresh", action="store_true", help="rebuild the data dir")
+    args = parser.parse_args()
+
+    sys.path.insert(0, str(REPO))
+    warnings.filterwarnings("ignore")
+    import duckdb
+    import httpx
+
+    from crime_assets import load_model
+
+    data_dir = Path(args.data_dir).resolve()
+    ensure_champion(data_dir, args.fresh)
+    model = load_model(tracking_uri=f"sqlite:///{data_dir / 'mlflow' / 'mlflow.db'}")
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+        month = con.execute("SELECT * FROM raw_incidents WHERE month = '2016-12' ORDER BY id").df()
+    records = socrata_records(month)
+    singles = records[:: max(1, len(records) // args.requests)][: args.requests]
+    batches = [records[i * BATCH:(i + 1) * BATCH] for i in range(args.batches)]
+    single_bodies = [json.dumps(r).encode() for r in singles]
+    batch_bodies = [json.dumps({"records": b}).encode() for b in batches]
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CRIME_", "MLFLOW_", "ARREST_"))}
+    env |= {"CRIME_DATA_DIR": str(data_dir), "PYTHONPATH": str(REPO)}
+    log = open(data_dir / "bench_serving.log", "wb")  # noqa: SIM115
+    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "crime_assets.serving.app:app", "--host", "127.0.0.1",
+                               "--port", str(port), "--no-access-log"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    headers = {"content-type": "application/json"}
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as http:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    if http.get("/health").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise SystemExit(f"the service did not come up; see {data_dir / 'bench_serving.log'}")
+                time.sleep(0.2)
+            print(f"model: {model!r}\nrecords: 2016-12, {len(records):,} Socrata JSON records; cores: {os.cpu_count()}, "
+                  f"load average at start: {os.getloadavg()[0]:.2f}\n", flush=True)
+
+            for record, body in zip(singles[:20], single_bodies[:20]):  # warm-up, both sides
+                http.post("/predict", content=body, headers=headers)
+                model.predict_proba([record])
+
+            # Service and baseline alternate request by request, so both see the same machine.
+            health, latency, direct, served, expected = [], [], [], [], []
+            for record, body in zip(singles, single_bodies):
+                started = time.perf_counter()
+                http.get("/health")
+                health.append(time.perf_counter() - started)
+                started = time.perf_counter()
+                response = http.post("/predict", content=body, headers=headers)
+                latency.append(time.perf_counter() - started)
+                served.append(response.json()["arrest_probability"])
+                started = time.perf_counter()
+                expected.append(model.predict_proba([record])[0, 1])
+                direct.append(time.perf_counter() - started)
+
+            batch_s, direct_batch = [], []
+            for batch, body in zip(batches, batch_bodies):
+                started = time.perf_counter()
+                response = http.post("/predict/batch", content=body, headers=headers)
+                batch_s.append(time.perf_counter() - started)
+                assert len(response.json()["predictions"]) == BATCH
+                started = time.perf_counter()
+                model.predict_proba(batch)
+                direct_batch.append(time.perf_counter() - started)
+    finally:
+        server.terminate()
+        server.wait(30)
+        log.close()
+    assert served == expected, "the service's scores differ from load_model().predict_proba"
+
+    ms = 1000.0
+    print(f"{'one record (ms)':44s}{'median':>9s}{'p99':>9s}   target p99 < 20 ms")
+    print(f"{'  POST /predict, round trip':44s}{statistics.median(latency) * ms:9.1f}{percentile(latency, 0.99) * ms:9.1f}"
+          f"   {'met' if percentile(latency, 0.99) < 0.020 else 'NOT met'}")
+    print(f"{'  baseline: predict_proba([record]) in-process':44s}{statistics.median(direct) * ms:9.1f}"
+          f"{percentile(direct, 0.99) * ms:9.1f}")
+    print(f"{'  baseline: GET /health, round trip':44s}{statistics.median(health) * ms:9.1f}{percentile(health, 0.99) * ms:9.1f}")
+    print(f"  ({args.requests:,} requests each, one client; the service's scores equal predict_proba's)")
+    rate = args.batches * BATCH / sum(batch_s)
+    print(f"\n{'batches of 1,000 records':44s}{'rec/s':>9s}{'median s':>9s}   target >= 50,000 rec/s")
+    print(f"{'  POST /predict/batch, round trip':44s}{rate:9,.0f}{statistics.median(batch_s):9.3f}"
+          f"   {'met' if rate >= 50_000 else 'NOT met'}")
+    print(f"{'  baseline: predict_proba(batch) in-process':44s}{args.batches * BATCH / sum(direct_batch):9,.0f}"
+          f"{statistics.median(direct_batch):9.3f}")
+    print(f"  ({args.batches} batches, one client)\nload average at end: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -166,7 +166,8 @@ class ServingSettings:
     def from_env(cls, environ: Mapping[str, str]) -> ServingSettings:
         alias = environ.get("CRIME_SERVING_MODEL_ALIAS", "").strip() or "champion"
         if not alias.replace("_", "").replace("-", "").isalnum():
-            raise ValueError(f"CRIME_SERVING_MODEL_ALIAS must be an MLflow alias (letters, digits, _ and -), got {alias!r}")
+            raise ValueError(f"CRIME_SERVING_MODEL_ALIAS must be an MLflow alias (letters, digits, _ and -), "
+                             f"got {alias!r}")
         return cls(
             model_alias=alias,
             refresh_s=_int_in_range(environ, "CRIME_SERVING_REFRESH_SECONDS", 30, 1, 86400),

@@ -77,24 +77,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     BatchRequest = batch_request(serving.max_batch)
 
     # Plain `def` routes: scoring is CPU work, so it runs in the thread pool and the event loop stays free.
+    # They return dicts, which FastAPI checks against response_model once while serialising them.
     @app.post("/predict", response_model=PredictResponse, responses=UNAVAILABLE)
-    def predict(record: IncidentRecord) -> PredictResponse:
+    def predict(record: IncidentRecord) -> dict:
         """Score one raw incident record (Socrata JSON fields)."""
         model = served()
-        [prediction] = predictions(model, [record.as_source()], lambda row: ("body",))
-        return PredictResponse(**prediction, threshold=model.model.threshold,
-                               model=ModelRef(name=model.name, version=model.version))
+        [prediction] = predictions(model, [record], lambda row: ("body",))
+        return {**prediction, "threshold": model.model.threshold,
+                "model": {"name": model.name, "version": model.version}}
 
     @app.post("/predict/batch", response_model=BatchResponse, responses={
         **UNAVAILABLE, 413: {"description": f"more than CRIME_SERVING_MAX_BATCH ({serving.max_batch:,}) records"}})
-    def predict_batch(batch: BatchRequest) -> BatchResponse:
+    def predict_batch(batch: BatchRequest) -> dict:
         """Score up to CRIME_SERVING_MAX_BATCH records together, as load_model().predict_proba(records) does:
         a batch of a day or more of incidents uses its own reporting-delay references (see the README)."""
         model = served()
-        records = [record.as_source() for record in batch.records]
-        scored = predictions(model, records, lambda row: ("body", "records", row))
-        return BatchResponse(model=ModelRef(name=model.name, version=model.version),
-                             threshold=model.model.threshold, predictions=scored)
+        scored = predictions(model, batch["records"], lambda row: ("body", "records", row))
+        return {"model": {"name": model.name, "version": model.version}, "threshold": model.model.threshold,
+                "predictions": scored}
 
     # Cheap routes are async: they answer even while every pool thread is scoring.
     @app.get("/model", response_model=ModelInfo, responses=UNAVAILABLE)

@@ -10,9 +10,10 @@ rule lives, and its refusals come back as 422 naming the field like those of the
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, with_config
+from typing_extensions import NotRequired, TypedDict
 
 EXAMPLE_RECORD = {
     "id": "10801130", "case_number": "JA100001", "date": "2016-12-31T23:10:00.000", "block": "043XX W MADISON ST",
@@ -26,52 +27,49 @@ WholeNumber = int | str | None   # "1112" from Socrata, 1112 from other clients
 Decimal = float | str | None     # "41.8799" from Socrata
 
 
-class Location(BaseModel):
+# TypedDicts, not models: a validated record stays the dict that was sent (unknown fields included),
+# which is what predict_proba is given, and validating a batch costs a third of building models.
+@with_config(ConfigDict(extra="allow"))
+class Location(TypedDict, total=False):
     """Socrata's ``location`` object; its coordinates are used when ``latitude`` / ``longitude`` are absent."""
 
-    model_config = ConfigDict(extra="allow")
-
-    latitude: Decimal = None
-    longitude: Decimal = None
+    latitude: Decimal
+    longitude: Decimal
 
 
-class IncidentRecord(BaseModel):
+@with_config(ConfigDict(extra="allow", json_schema_extra={"examples": [EXAMPLE_RECORD]}))
+class IncidentRecord(TypedDict):
     """One raw incident record (Socrata JSON field names). Required: id, case_number, date, primary_type,
     iucr, domestic; a missing optional field is scored as not known. Other fields are allowed and ignored."""
 
-    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [EXAMPLE_RECORD]})
-
-    id: int | str = Field(description="the record id, a whole number")
+    id: Annotated[int | str, Field(description="the record id, a whole number")]
     case_number: str
-    date: str = Field(description="when it occurred, Chicago time: ISO 8601 (2016-12-31T23:10:00.000) or the "
-                                  "bulk export's 12/31/2016 11:10:00 PM")
+    date: Annotated[str, Field(description="when it occurred, Chicago time: ISO 8601 (2016-12-31T23:10:00.000) "
+                                           "or the bulk export's 12/31/2016 11:10:00 PM")]
     primary_type: str
     iucr: str
-    domestic: bool | str = Field(description="true/false (also the texts true, t, 1, y, yes and false, f, 0, n, no)")
-    block: Text = None
-    location_description: Text = None
-    fbi_code: Text = None
-    beat: WholeNumber = None
-    district: WholeNumber = None
-    ward: WholeNumber = None
-    community_area: WholeNumber = None
-    latitude: Decimal = None
-    longitude: Decimal = None
-    location: Location | str | None = Field(default=None, description="Socrata's location object, or \"(lat, lon)\"")
-
-    def as_source(self) -> dict[str, Any]:
-        """The record as it was sent (fields left out stay out), for ``predict_proba``."""
-        return self.model_dump(exclude_unset=True)
+    domestic: Annotated[bool | str, Field(description="true/false (also the texts true, t, 1, y, yes and "
+                                                      "false, f, 0, n, no)")]
+    block: NotRequired[Text]
+    location_description: NotRequired[Text]
+    fbi_code: NotRequired[Text]
+    beat: NotRequired[WholeNumber]
+    district: NotRequired[WholeNumber]
+    ward: NotRequired[WholeNumber]
+    community_area: NotRequired[WholeNumber]
+    latitude: NotRequired[Decimal]
+    longitude: NotRequired[Decimal]
+    location: NotRequired[Annotated[Location | str | None, Field(description="Socrata's location object, "
+                                                                            "or \"(lat, lon)\"")]]
 
 
-def batch_request(max_records: int) -> type[BaseModel]:
+def batch_request(max_records: int) -> type:
     """The body of ``POST /predict/batch``, holding at most ``max_records`` records (CRIME_SERVING_MAX_BATCH)."""
-    return create_model(
-        "BatchRequest",
-        __doc__=f"Up to {max_records:,} records, scored together as one batch.",
-        records=(list[IncidentRecord], Field(max_length=max_records,
-                                             examples=[[EXAMPLE_RECORD]])),
-    )
+    body = TypedDict("BatchRequest", {"records": Annotated[list[IncidentRecord], Field(
+        max_length=max_records, description=f"up to {max_records:,} records, scored together as one batch",
+        examples=[[EXAMPLE_RECORD]])]})
+    body.__pydantic_config__ = ConfigDict(extra="forbid")
+    return body
 
 
 class ModelRef(BaseModel):

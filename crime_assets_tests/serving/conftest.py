@@ -99,8 +99,8 @@ class Scoring:
                 except httpx.TransportError:
                     pass
                 time.sleep(0.2)
-        raise AssertionError(f"{what}: not within {timeout} s; last /health: "
-                             f"{last.status_code if last else None} {last.text if last else ''}\n{self.service.log_tail()}")
+        seen = f"{last.status_code} {last.text}" if last is not None else "no answer"
+        raise AssertionError(f"{what}: not within {timeout} s; last /health: {seen}\n{self.service.log_tail()}")
 
 
 def serving_env(data_dir: Path, **extra: str) -> dict[str, str]:

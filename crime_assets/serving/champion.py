@@ -69,6 +69,9 @@ class ChampionWatcher:
             if version == self.served.version:
                 return False
             model = load_model(version=version, name=self.name, tracking_uri=self.tracking_uri)
+        # One XGBoost thread: a process scores one request at a time, so parallelism comes from more workers;
+        # OpenMP threads synchronise on every call, and on a busy machine that wait outweighs a small batch.
+        model.booster.set_param({"nthread": 1})
         # Scored once before it is swapped in: a version that cannot score never replaces one that can,
         # and its lookups are built before the first request needs them.
         model.predict_proba([EXAMPLE_RECORD])

@@ -67,7 +67,7 @@ def ensure_champion(data_dir: Path, fresh: bool) -> None:
 
     from crime_assets.definitions import build_defs
     from crime_assets.runs import materialize_months
-    from crime_assets.settings import Settings
+    from crime_assets.common.settings import Settings
 
     settings = Settings.from_env({"CRIME_DATA_DIR": str(data_dir)})
     started = time.perf_counter()

@@ -34,7 +34,7 @@ import time
 import warnings
 from pathlib import Path
 
-from _support import socrata_records
+from crime_assets.ingestion.socrata_records import socrata_records
 
 REPO = Path(__file__).resolve().parents[1]
 BATCH = 1000

@@ -20,7 +20,7 @@ import httpx
 import pytest
 from mlflow import MlflowClient
 
-from bench._support import socrata_records
+from crime_assets.ingestion.socrata_records import socrata_records
 from crime_assets.definitions import build_defs
 from crime_assets.runs import materialize_months
 from crime_assets.common.settings import Settings

@@ -267,6 +267,12 @@ class Postgres:
         return {"DAGSTER_PG_HOST": self.host, "DAGSTER_PG_PORT": str(self.port), "DAGSTER_PG_DB": self.db_name,
                 "DAGSTER_PG_USERNAME": self.username, "DAGSTER_PG_PASSWORD": self.password}
 
+    def ducklake_env(self, data_path: Path) -> dict[str, str]:
+        """The settings of the DuckLake warehouse with its catalog in this server and its files in ``data_path``."""
+        return {"CRIME_WAREHOUSE": "ducklake", "CRIME_DUCKLAKE_DATA_PATH": str(data_path),
+                "CRIME_DUCKLAKE_CATALOG": f"host={self.host} port={self.port} dbname={self.db_name} user={self.username}",
+                "CRIME_DUCKLAKE_PASSWORD": self.password}
+
     def connect(self):
         import psycopg2
 

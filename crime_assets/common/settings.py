@@ -10,6 +10,15 @@
 | SOCRATA_PAGE_SIZE | 50000 | rows per API page |
 | SOCRATA_INCIDENTS_DATASET | ijzp-q8t2 | crimes dataset id |
 | SOCRATA_STATIONS_DATASET | z8bn-74gv | police stations dataset id |
+| CRIME_WAREHOUSE | duckdb | `duckdb`: the file <CRIME_DATA_DIR>/warehouse.duckdb, one process at a time; `ducklake`: DuckLake, catalog in PostgreSQL, Parquet files in CRIME_DUCKLAKE_DATA_PATH, many readers and writers on many machines |
+| CRIME_DUCKLAKE_CATALOG | (none; required with ducklake) | the catalog's PostgreSQL as a libpq string without the password, e.g. `host=pg port=5432 dbname=crime_lake user=crime` |
+| CRIME_DUCKLAKE_PASSWORD | (none) | that login's password; secret, read through EnvVar only |
+| CRIME_DUCKLAKE_DATA_PATH | <CRIME_DATA_DIR>/lake/ | where the Parquet files go: a folder every run can reach (a shared volume), or `s3://bucket/prefix/` |
+| CRIME_S3_ENDPOINT | (none: AWS) | an S3-compatible store as `host:port` or `http(s)://host:port` (MinIO, Ceph, R2, ...) |
+| CRIME_S3_REGION | us-east-1 | the bucket's region |
+| CRIME_S3_URL_STYLE | vhost (path with CRIME_S3_ENDPOINT) | `path` or `vhost` addressing |
+| CRIME_S3_ACCESS_KEY_ID | (none) | S3 key id |
+| CRIME_S3_SECRET_ACCESS_KEY | (none) | its secret; secret, read through EnvVar only |
 | CRIME_CHUNK_MONTHS | 24 | months a run processes at a time (bounds memory on long ranges) |
 | CRIME_SCHEDULE_DAY | 8 | day of the month (1-28) the monthly schedule runs the previous month |
 | CRIME_SCHEDULE_HOUR | 6 | hour (0-23, Chicago time) of that run |
@@ -154,6 +163,52 @@ class AlertSettings:
         )
 
 
+WAREHOUSES = ("duckdb", "ducklake")
+
+
+@dataclass(frozen=True)
+class WarehouseSettings:
+    """Which warehouse the assets write and analysts read (crime_assets/warehouse.py). Secrets appear only
+    as has_* flags: the password and the S3 secret are read through EnvVar (or from the environment by
+    ``warehouse.connect``)."""
+
+    backend: str = "duckdb"
+    ducklake_catalog: str | None = None      # libpq connection string of the catalog, no password
+    has_ducklake_password: bool = False
+    ducklake_data_path: str | None = None    # None: <data_dir>/lake/
+    s3_endpoint: str | None = None
+    s3_region: str = "us-east-1"
+    s3_url_style: str | None = None
+    s3_access_key_id: str | None = None
+    has_s3_secret: bool = False
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> WarehouseSettings:
+        backend = environ.get("CRIME_WAREHOUSE", "").strip().lower() or "duckdb"
+        if backend not in WAREHOUSES:
+            raise ValueError(f"CRIME_WAREHOUSE must be one of {WAREHOUSES}, got {backend!r}")
+        catalog = " ".join(environ.get("CRIME_DUCKLAKE_CATALOG", "").split()) or None
+        if backend == "ducklake" and not catalog:
+            raise ValueError("CRIME_WAREHOUSE=ducklake needs CRIME_DUCKLAKE_CATALOG, the catalog's PostgreSQL as a "
+                             "libpq string, e.g. 'host=pg port=5432 dbname=crime_lake user=crime'")
+        if catalog and "password" in catalog.lower():
+            raise ValueError("CRIME_DUCKLAKE_CATALOG must not hold the password: put it in CRIME_DUCKLAKE_PASSWORD")
+        url_style = environ.get("CRIME_S3_URL_STYLE", "").strip().lower() or None
+        if url_style not in (None, "path", "vhost"):
+            raise ValueError(f"CRIME_S3_URL_STYLE must be path or vhost, got {url_style!r}")
+        return cls(
+            backend=backend,
+            ducklake_catalog=catalog,
+            has_ducklake_password=bool(environ.get("CRIME_DUCKLAKE_PASSWORD")),
+            ducklake_data_path=environ.get("CRIME_DUCKLAKE_DATA_PATH", "").strip() or None,
+            s3_endpoint=environ.get("CRIME_S3_ENDPOINT", "").strip() or None,
+            s3_region=environ.get("CRIME_S3_REGION", "").strip() or "us-east-1",
+            s3_url_style=url_style,
+            s3_access_key_id=environ.get("CRIME_S3_ACCESS_KEY_ID", "").strip() or None,
+            has_s3_secret=bool(environ.get("CRIME_S3_SECRET_ACCESS_KEY")),
+        )
+
+
 @dataclass(frozen=True)
 class ServingSettings:
     """The scoring service (crime_assets/serving)."""
@@ -188,11 +243,25 @@ class Settings:
     chunk_months: int
     automation: AutomationSettings
     alerts: AlertSettings
+    warehouse: WarehouseSettings = WarehouseSettings()
     mlflow_uri_from_env: str | None = None  # MLFLOW_TRACKING_URI; None: the sqlite store in data_dir
     arrest_model_name: str = "chicago_arrest"
     explorer_url: str = "http://localhost:8501"
     explorer_tiles_url: str | None = None
     serving: ServingSettings = ServingSettings()
+
+    @property
+    def warehouse_path(self) -> Path:
+        """The DuckDB file of the default backend."""
+        return self.data_dir / "warehouse.duckdb"
+
+    @property
+    def ducklake_data_path(self) -> str:
+        """Where the DuckLake backend keeps its Parquet files (a folder ends with a slash)."""
+        path = self.warehouse.ducklake_data_path or str(self.data_dir / "lake")
+        if "://" not in path:
+            path = str(Path(path).expanduser().resolve())
+        return path if path.endswith("/") else path + "/"
 
     @property
     def mlflow_tracking_uri(self) -> str:
@@ -227,6 +296,7 @@ class Settings:
             chunk_months=_positive_int(environ, "CRIME_CHUNK_MONTHS", 24),
             automation=AutomationSettings.from_env(environ),
             alerts=AlertSettings.from_env(environ),
+            warehouse=WarehouseSettings.from_env(environ),
             mlflow_uri_from_env=environ.get("MLFLOW_TRACKING_URI", "").strip() or None,
             arrest_model_name=environ.get("ARREST_MODEL_NAME", "").strip() or "chicago_arrest",
             explorer_url=_url(environ, "CRIME_EXPLORER_URL", "http://localhost:8501"),

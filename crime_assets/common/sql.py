@@ -38,7 +38,8 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
     con.execute("BEGIN TRANSACTION")
     try:
         yield con
-        con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
+    # A COMMIT that fails (DuckLake refuses one that conflicts with another writer's) has rolled back already.
+    con.execute("COMMIT")

@@ -11,9 +11,26 @@ from crime_assets.defs.model.resources import build_model_resources
 from crime_assets.defs.monitoring.alert_resources import build_alert_destinations
 
 
+def build_warehouse(settings: Settings) -> Warehouse:
+    """The warehouse of CRIME_WAREHOUSE; its secrets go through EnvVar, so the UI shows only their names."""
+    lake = settings.warehouse
+    common = {"data_dir": str(settings.data_dir), "chunk_months": settings.chunk_months,
+              "connection_config": {"memory_limit": "2GB", "temp_directory": str(settings.data_dir / "tmp")}}
+    if lake.backend == "duckdb":
+        return Warehouse(database=str(settings.warehouse_path), **common)
+    return Warehouse(
+        database=":memory:", backend="ducklake", **common,
+        ducklake_catalog=lake.ducklake_catalog, ducklake_data_path=settings.ducklake_data_path,
+        ducklake_password=dg.EnvVar("CRIME_DUCKLAKE_PASSWORD") if lake.has_ducklake_password else None,
+        s3_endpoint=lake.s3_endpoint, s3_region=lake.s3_region, s3_url_style=lake.s3_url_style,
+        s3_access_key_id=lake.s3_access_key_id,
+        s3_secret_access_key=dg.EnvVar("CRIME_S3_SECRET_ACCESS_KEY") if lake.has_s3_secret else None,
+    )
+
+
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     return {
-        "warehouse": Warehouse(data_dir=str(settings.data_dir), chunk_months=settings.chunk_months),
+        "warehouse": build_warehouse(settings),
         "quality": QualityGates(),
         "source": CrimeSource(
             kind=settings.source,

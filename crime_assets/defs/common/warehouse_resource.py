@@ -1,4 +1,13 @@
-"""The warehouse resource: the DuckDB file every monthly asset reads and writes."""
+"""The warehouse resource: where every monthly asset reads and writes, on the backend CRIME_WAREHOUSE names.
+
+- ``duckdb`` (default): the file ``warehouse.duckdb`` in the data directory. DuckDB allows one process per
+  file, so the writers take turns (pool ``duckdb_warehouse``, limit 1) and a connection waits, with backoff,
+  while another process holds the lock.
+- ``ducklake``: DuckLake (``crime_assets/common/ducklake.py``), attached into an in-memory DuckDB as the
+  default database. No lock: runs on any machine write at once, each transaction commits whole or not at
+  all, and readers read a snapshot. When two transactions changed the same table, DuckLake refuses the
+  second commit; the step is then retried (``dg.RetryRequested``), on a fresh snapshot.
+"""
 
 from __future__ import annotations
 
@@ -10,29 +19,76 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-WAREHOUSE_POOL = "duckdb_warehouse"  # every asset that writes the DuckDB file runs in this pool (limit 1)
+from crime_assets.common.ducklake import DuckLakeTarget, attach
+
+# Every asset that writes the warehouse runs in this pool: limit 1 for the DuckDB file (one writer process),
+# higher for DuckLake (deploy/dagster.prod.yaml).
+WAREHOUSE_POOL = "duckdb_warehouse"
 
 
 class WarehouseLockedError(RuntimeError):
     pass
 
 
-class Warehouse(dg.ConfigurableResource):
-    """The DuckDB file ``warehouse.duckdb`` in the data directory; tables are named after their assets."""
+def is_commit_conflict(error: BaseException) -> bool:
+    """DuckLake's refusal of a commit because another transaction changed the same table meanwhile."""
+    return isinstance(error, duckdb.TransactionException) and "conflict" in str(error).lower()
+
+
+class Warehouse(DuckDBResource):
+    """The warehouse (tables named after their assets): ``database`` is the DuckDB file, or ``:memory:`` with
+    the DuckLake catalog attached into it. ``connection_config`` holds DuckDB settings (memory limit, spill
+    folder)."""
 
     data_dir: str = Field(description="CRIME_DATA_DIR: everything the platform writes")
-    lock_timeout_s: float = Field(default=120.0, description="How long to wait for another process's lock")
+    backend: str = Field(default="duckdb", description="CRIME_WAREHOUSE: duckdb (one file) or ducklake")
+    lock_timeout_s: float = Field(default=120.0, description="How long to wait for another process's lock (duckdb)")
     chunk_months: int = Field(default=24, description="months processed at a time inside one run (CRIME_CHUNK_MONTHS)")
-    memory_limit: str = Field(default="2GB", description="DuckDB memory limit; beyond it DuckDB spills to disk")
+    ducklake_catalog: str | None = Field(default=None, description="CRIME_DUCKLAKE_CATALOG: the catalog's PostgreSQL")
+    ducklake_password: str | None = Field(default=None, description="CRIME_DUCKLAKE_PASSWORD (secret)")
+    ducklake_data_path: str | None = Field(default=None, description="CRIME_DUCKLAKE_DATA_PATH: the Parquet files")
+    s3_endpoint: str | None = Field(default=None, description="CRIME_S3_ENDPOINT")
+    s3_region: str = Field(default="us-east-1", description="CRIME_S3_REGION")
+    s3_url_style: str | None = Field(default=None, description="CRIME_S3_URL_STYLE")
+    s3_access_key_id: str | None = Field(default=None, description="CRIME_S3_ACCESS_KEY_ID")
+    s3_secret_access_key: str | None = Field(default=None, description="CRIME_S3_SECRET_ACCESS_KEY (secret)")
+    conflict_retries: int = Field(default=10, description="step retries after a DuckLake commit conflict")
 
     @property
     def path(self) -> Path:
-        return Path(self.data_dir) / "warehouse.duckdb"
+        return Path(self.database)
+
+    @property
+    def lake(self) -> DuckLakeTarget:
+        return DuckLakeTarget(
+            catalog=self.ducklake_catalog or "", data_path=self.ducklake_data_path or "",
+            password=self.ducklake_password, s3_endpoint=self.s3_endpoint, s3_region=self.s3_region,
+            s3_url_style=self.s3_url_style, s3_access_key_id=self.s3_access_key_id,
+            s3_secret_access_key=self.s3_secret_access_key)
 
     @contextmanager
-    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    def get_connection(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        if self.backend == "ducklake":
+            with super().get_connection() as con:  # the in-memory database the lake is attached into
+                attach(con, self.lake, read_only)
+                try:
+                    yield con
+                except duckdb.TransactionException as error:
+                    if not is_commit_conflict(error):
+                        raise
+                    raise dg.RetryRequested(max_retries=self.conflict_retries,
+                                            seconds_to_wait=1 + 4 * random.random()) from error
+            return
+        with self._file_connection(read_only) as con:
+            yield con
+
+    connect = get_connection  # the name the assets use
+
+    @contextmanager
+    def _file_connection(self, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection to the file; waits (with backoff) while another process holds its lock."""
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -51,8 +107,8 @@ class Warehouse(dg.ConfigurableResource):
                 delay = min(delay * 2, 5.0)
         try:
             if not read_only:
-                con.execute(f"SET memory_limit = '{self.memory_limit}'")
-                con.execute(f"SET temp_directory = '{Path(self.data_dir) / 'tmp'}'")
+                for name, value in self.connection_config.items():
+                    con.execute(f"SET {name} = '{value}'")
             yield con
         finally:
             con.close()

@@ -1,7 +1,8 @@
 """The production profile (deploy/dagster.prod.yaml) against a real PostgreSQL server on loopback.
 
 The instance is the production file as it is, with the connection and its password in DAGSTER_PG_*
-variables. A ranged CLI materialisation, then the daemon: every sensor of defs ticks, and the real
+variables, and the warehouse is the production one: DuckLake, its catalog in the same server. A ranged
+CLI materialisation, then the daemon: every sensor of defs ticks, and the real
 new_data_sensor finds a new month in the export folder and requests it; the queued run coordinator
 hands the run to the daemon, which launches it. Runs, events, check results, ticks, cursors and the
 DuckDB pool must all be in PostgreSQL (read back with plain SQL), and nothing in SQLite.
@@ -83,7 +84,8 @@ def test_ranged_run_and_sensor_ticks_land_in_postgres(tmp_path, monkeypatch):
 
     with postgres_server() as pg:
         home = fresh_dagster_home(tmp_path, PROD_CONFIG)
-        env = dagster_env(home, tmp_path / "data", pg.dagster_env() | {
+        # The production warehouse too: DuckLake, its catalog in the same PostgreSQL server.
+        env = dagster_env(home, tmp_path / "data", pg.dagster_env() | pg.ducklake_env(tmp_path / "lake") | {
             "CRIME_EXPORT_PATH": str(exports), "CRIME_SENSOR_LOOKBACK_MONTHS": "all"})
         # Secrets only in the environment: the file that configures the instance names the variables.
         assert pg.password not in (home / "dagster.yaml").read_text()
@@ -165,8 +167,11 @@ def test_ranged_run_and_sensor_ticks_land_in_postgres(tmp_path, monkeypatch):
         assert set(sensors) <= set(stored)
         assert NEW_MONTH in (stored["new_data_sensor"].instigator_data.cursor or "")
 
-        # The pool that serialises DuckDB writers lives in PostgreSQL too, with its limit of one.
-        assert ("duckdb_warehouse", 1) in rows(pg, 'SELECT concurrency_key, "limit" FROM concurrency_limits')
+        # The pool of the warehouse's writers lives in PostgreSQL too, with the DuckLake limit of four.
+        assert ("duckdb_warehouse", 4) in rows(pg, 'SELECT concurrency_key, "limit" FROM concurrency_limits')
+        # The rows are in the lake: Parquet files in its folder, listed by the catalog in PostgreSQL.
+        assert rows(pg, "SELECT count(*) FROM ducklake_data_file")[0][0] > 0
+        assert list((tmp_path / "lake").rglob("*.parquet"))
 
         # Nothing fell back to SQLite beside the instance.
         assert not list(home.rglob("*.db")), list(home.rglob("*.db"))

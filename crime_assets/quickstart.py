@@ -96,10 +96,10 @@ def main(argv: list[str] | None = None) -> int:
 def summary(window, settings, results: dict, home: str, seconds: float) -> str:
     """What a person looks for first after the quick start: the data, the model, the hotspots, the drift
     verdict, and where to look further."""
-    import duckdb
+    from crime_assets import warehouse
 
     between = {"a": window.keys[0], "b": window.keys[-1]}
-    with duckdb.connect(str(settings.data_dir / "warehouse.duckdb"), read_only=True) as con:
+    with warehouse.connect(read_only=True, settings=settings) as con:
         rows, arrests = con.execute(
             "SELECT count(*), count(*) FILTER (arrest) FROM raw_incidents WHERE month BETWEEN $a AND $b",
             between).fetchone()
@@ -120,7 +120,8 @@ def summary(window, settings, results: dict, home: str, seconds: float) -> str:
         f"  hotspots        {hotspots} in {window.keys[-1]}" + (f" (H3 r{resolution})" if hotspots else "")
         + "".join(f"; map {path}" for path in map_paths(results["monthly_assets_job"], window.keys[-1])),
         *drift_lines(results.get("drift_report")),
-        f"  warehouse       {settings.data_dir / 'warehouse.duckdb'}",
+        f"  warehouse       {settings.warehouse_path}" if settings.warehouse.backend == "duckdb" else
+        f"  warehouse       DuckLake: catalog {settings.warehouse.ducklake_catalog}, files in {settings.ducklake_data_path}",
         f"  Dagster UI      DAGSTER_HOME={home} dagster dev   then http://localhost:3000",
         f"  MLflow UI       mlflow ui --backend-store-uri {settings.mlflow_tracking_uri} --port 5000"
         "   then http://localhost:5000",

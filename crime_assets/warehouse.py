@@ -29,12 +29,14 @@ class WarehouseMissingError(LookupError):
     pass
 
 
-def connect(read_only: bool = True, environ: Mapping[str, str] = os.environ) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection to the configured warehouse, read-only unless asked otherwise.
+def connect(read_only: bool = True, environ: Mapping[str, str] = os.environ,
+            settings: Settings | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection to the configured warehouse (of ``settings``, else of ``environ``), read-only
+    unless asked otherwise; the secrets come from ``environ``.
 
     Raises ``WarehouseMissingError`` naming the file or the catalog when nothing was materialised there yet.
     The connection is the caller's to close (``with warehouse.connect() as con: ...`` closes it)."""
-    settings = Settings.from_env(environ)
+    settings = settings or Settings.from_env(environ)
     if settings.warehouse.backend == "ducklake":
         con = duckdb.connect()
         try:

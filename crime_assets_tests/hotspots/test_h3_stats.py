@@ -202,7 +202,7 @@ def test_labels_name_the_most_frequent_places():
 def real_stats(warehouse_2015_2016):
     """The 24 real months of incidents_enriched (read-only) with the gold tables built in memory."""
     con = duckdb.connect()
-    con.execute("ATTACH $path AS real (READ_ONLY)", {"path": str(warehouse_2015_2016.data_dir / "warehouse.duckdb")})
+    con.execute(f"ATTACH '{warehouse_2015_2016.data_dir / 'warehouse.duckdb'}' AS real (READ_ONLY)")  # DuckDB 1.5: no parameter in ATTACH
     con.execute(f"CREATE VIEW {ENRICHED_TABLE} AS SELECT * FROM real.{ENRICHED_TABLE}")
     h3_stats.build_monthly_stats(con, MonthWindow.from_keys("2015-01", "2016-12"))
     summer = MonthWindow.from_keys("2016-06", "2016-08")

@@ -203,7 +203,8 @@ _FOUND_COLUMNS = ("month", "resolution", "rank", "h3_cell", "incidents", "baseli
 
 def _write(con: duckdb.DuckDBPyConnection, window: MonthWindow, found: pd.DataFrame | None) -> None:
     if found is None or found.empty:
-        found = pd.DataFrame({c: pd.Series(dtype="float64" if c not in ("month", "h3_cell") else object)
+        # "string", not object: DuckDB 1.5 reads an empty object column as INTEGER, and the join would cast.
+        found = pd.DataFrame({c: pd.Series(dtype="float64" if c not in ("month", "h3_cell") else "string")
                               for c in _FOUND_COLUMNS})
     con.register("hotspots_found", found[list(_FOUND_COLUMNS)])
     try:

@@ -52,11 +52,13 @@ def extension_path(name: str) -> Path:
 def attach(con: duckdb.DuckDBPyConnection, target: DuckLakeTarget, read_only: bool) -> None:
     """Attach the lake as ``lake`` and make it the default database. A writer creates the catalog's tables
     on first use; a reader of a catalog nobody wrote yet gets ``DuckLakeMissingError``."""
-    for name in ("postgres_scanner", "ducklake"):
+    # httpfs too, whatever the data path says: a reader learns from the catalog where the files are, and
+    # DuckDB would otherwise try to download httpfs for files in S3.
+    for name in ("postgres_scanner", "ducklake", "httpfs"):
         con.execute(f"LOAD '{extension_path(name)}'")
     con.execute(f"CREATE OR REPLACE TEMPORARY SECRET {PASSWORD_SECRET} (TYPE postgres, PASSWORD $password)",
                 {"password": target.password or ""})
-    if target.data_path.startswith("s3://"):
+    if target.data_path.startswith("s3://") or target.s3_endpoint or target.s3_access_key_id:
         _s3_secret(con, target)
     options = [f"METADATA_PARAMETERS MAP {{'SECRET': '{PASSWORD_SECRET}'}}",
                # Every row goes to Parquet, none into the catalog, so other engines read all of it.
@@ -73,7 +75,6 @@ def attach(con: duckdb.DuckDBPyConnection, target: DuckLakeTarget, read_only: bo
 
 
 def _s3_secret(con: duckdb.DuckDBPyConnection, target: DuckLakeTarget) -> None:
-    con.execute(f"LOAD '{extension_path('httpfs')}'")
     endpoint = target.s3_endpoint or ""
     use_ssl = not endpoint.startswith("http://")
     endpoint = endpoint.removeprefix("http://").removeprefix("https://")

@@ -1,6 +1,6 @@
 """Benchmark: Dagster's batched event writes (DAGSTER_EVENT_BATCH_SIZE) on the production profile.
 
-    python bench/bench_event_batch.py [--reps 2] [--batch-size 100] [--full-history]
+    python bench/bench_event_batch.py [--reps 2] [--batch-size 100] [--full-history [--last 2026-10]] [--no-sample]
 
 The production profile as deploy/ runs it: the instance of deploy/dagster.prod.yaml (runs and events in
 PostgreSQL) and the DuckLake warehouse (CRIME_WAREHOUSE=ducklake, catalog in the same PostgreSQL server,
@@ -8,8 +8,8 @@ Parquet on local disk), on a throwaway PostgreSQL on loopback. Each repetition, 
 settings, starts from an empty instance and an empty lake and runs `python -m crime_assets.backfill`
 (consecutive 24-month runs of `monthly_assets_job`):
 - the shipped 24 months, 2015-01...2016-12;
-- with --full-history, also 2001-01...2026-10 from bench/generated/full_history (make it once with
-  `python bench/make_full_history.py`), once per setting.
+- with --full-history, also 2001-01...--last (default 2026-10) from bench/generated/full_history (make
+  it once with `python bench/make_full_history.py`), once per setting; --no-sample skips the 24 months.
 Wall seconds (medians) and the events stored are printed for DAGSTER_EVENT_BATCH_SIZE unset and set.
 """
 
@@ -66,13 +66,14 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--full-history", action="store_true")
     parser.add_argument("--last", default="2026-10", help="last month of the full history")
+    parser.add_argument("--no-sample", action="store_true", help="only the full history")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
     from crime_assets_tests.servers import postgres_server
 
     settings = (None, args.batch_size)
     label = {None: "unset", args.batch_size: f"{args.batch_size}"}
-    spans = [("24 months 2015-01...2016-12", "2015-01", "2016-12", SAMPLE, args.reps)]
+    spans = [] if args.no_sample else [("24 months 2015-01...2016-12", "2015-01", "2016-12", SAMPLE, args.reps)]
     if args.full_history:
         if not FULL_HISTORY.exists():
             sys.exit(f"no {FULL_HISTORY}: run python bench/make_full_history.py first")

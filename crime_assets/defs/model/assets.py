@@ -281,8 +281,9 @@ def champion_model(context: dg.AssetExecutionContext, arrest_model, mlflow: Mlfl
         raise dg.Failure(f"{name} v{version} did not clear the promotion gate ({verdict.summary}); the champion "
                          f"stays {'v' + current if current else 'unset'}")
     if current not in (verdict.against, version):
-        raise dg.Failure(f"{name} v{version} was judged against v{verdict.against or 'none'}, but the champion is "
-                         f"now v{current}: materialise arrest_model with its checks again")
+        judged = f"against v{verdict.against}" if verdict.against else "with no champion to beat"
+        raise dg.Failure(f"{name} v{version} was judged {judged}, but the champion is now v{current}: "
+                         "materialise arrest_model with its checks again")
     set_alias(mlflow.tracking_uri, name, CHAMPION, version)
     context.log.info("%s v%s is the champion (%s)", name, version, verdict.summary)
     test = arrest_model.info["test_metrics"]

@@ -18,7 +18,7 @@ import h3
 import pytest
 import requests
 
-from crime_assets.defs.common.warehouse_resource import Warehouse
+from crime_assets.defs.resources import build_warehouse
 from crime_assets_tests.helpers import REPO, query, settings_for
 from crime_assets_tests.servers import CHROMIUM_FLAGS, chromium_path, free_port, require, start_service
 from crime_assets_tests.explorer.test_explorer_queries import category_sql
@@ -217,7 +217,7 @@ def test_filters_change_the_kpis_to_what_duckdb_counts(page, gold_2016_h1):
 def test_while_a_run_holds_the_warehouse_the_explorer_says_so_and_recovers(page, gold_2016_h1):
     city = month_cells(gold_2016_h1, LAST, 8)
     wait_for_map(page, list(city))
-    warehouse = Warehouse(data_dir=str(gold_2016_h1.data_dir))
+    warehouse = build_warehouse(gold_2016_h1)
     with warehouse.connect():  # the pipeline's own write connection, as a running step holds it
         page.locator("[data-testid=stSlider]", has_text="Months").get_by_role("slider").first.press("ArrowLeft")
         page.get_by_text(re.compile("The pipeline is writing the warehouse right now")).first.wait_for()

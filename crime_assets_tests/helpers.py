@@ -14,6 +14,8 @@ import pandas as pd
 import pytest
 
 from crime_assets.common.settings import Settings
+from crime_assets.defs.ingestion.resources import CrimeSource
+from crime_assets.defs.resources import build_source
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_CHICAGO = REPO.parent / "shared" / "data" / "chicago"
@@ -50,6 +52,12 @@ def shared_file(name: str) -> Path:
 
 def settings_for(data_dir: Path, **env: str) -> Settings:
     return Settings.from_env({"CRIME_DATA_DIR": str(data_dir), **env})
+
+
+def socrata_source(domain: str, **fields) -> CrimeSource:
+    """The Socrata source of a fake server on loopback (crime_assets_tests/servers.py): quick retries."""
+    settings = Settings.from_env({"CRIME_SOURCE": "socrata", "SOCRATA_DOMAIN": domain, "SOCRATA_PAGE_SIZE": "10000"})
+    return build_source(settings, **({"max_attempts": 3, "backoff_base_s": 0.01, "request_timeout_s": 5.0} | fields))
 
 
 def query(settings: Settings, sql: str, params=None) -> list[tuple]:

@@ -21,13 +21,14 @@ from crime_assets.ingestion.change_detection import (
 from crime_assets.definitions import build_defs
 from crime_assets.defs.automation.conditions import monthly_rematerialisation
 from crime_assets.defs.ingestion.sensors import watched_months
-from crime_assets.defs.ingestion.resources import CrimeSource, QualityGates
+from crime_assets.defs.ingestion.resources import QualityGates
 from crime_assets.runs import materialize_months
 from crime_assets.common.settings import Settings
 from crime_assets_tests.fake_socrata import FakeSocrata, export_rows_to_api_records
 from crime_assets_tests.helpers import (
-    CLOCK, NEWEST, at_clock, query, redated, sample_rows, settings_for, write_export,
+    CLOCK, NEWEST, at_clock, query, redated, sample_rows, settings_for, socrata_source, write_export,
 )
+from crime_assets.defs.resources import build_source
 
 INCIDENTS = "ijzp-q8t2"
 
@@ -85,7 +86,7 @@ def test_export_fingerprints_change_only_for_the_months_of_a_changed_file(tmp_pa
     spring = write_export(tmp_path / "spring.csv", pd.concat([sample_rows("2016-03", 50), sample_rows("2016-04", 50)]))
     write_export(tmp_path / "may.csv", sample_rows("2016-05", 50))
     months = ["2016-03", "2016-04", "2016-05", "2016-06"]
-    source = CrimeSource(kind="export", export_path=str(tmp_path), cache_dir=str(tmp_path / "cache"))
+    source = build_source(settings_for(tmp_path, CRIME_EXPORT_PATH=str(tmp_path)))
     before = source.month_fingerprints(months, {})
     assert before["2016-06"] == EMPTY.text() and len({before[m] for m in months[:3]}) == 2
     write_export(spring, sample_rows("2016-03", 60))  # the file is re-exported, now without April
@@ -135,7 +136,7 @@ def test_new_data_sensor_requests_one_run_per_new_or_changed_month(tmp_path, soc
     settings = settings_for(tmp_path, CRIME_SOURCE="socrata", CRIME_SENSOR_LOOKBACK_MONTHS="all")
     served = {INCIDENTS: socrata_records["2016-03"] + socrata_records["2016-04"]}
     with FakeSocrata(served) as server, dg.instance_for_test() as instance:
-        defs = build_defs(settings, {"source": CrimeSource(kind="socrata", socrata_domain=server.domain)})
+        defs = build_defs(settings, {"source": socrata_source(server.domain)})
         sensor = SensorHarness(instance, defs)
 
         # First tick: the two months with records were never materialised.
@@ -184,7 +185,7 @@ def test_first_tick_compares_materialised_months_with_their_materialisation(tmp_
     settings = settings_for(tmp_path, CRIME_SOURCE="socrata", CRIME_SENSOR_LOOKBACK_MONTHS="all")
     records = [dict(r) for r in socrata_records["2016-03"] + socrata_records["2016-04"]]
     with FakeSocrata({INCIDENTS: records}) as server, dg.instance_for_test() as instance:
-        source = CrimeSource(kind="socrata", socrata_domain=server.domain)
+        source = socrata_source(server.domain)
         materialize_months(["raw_incidents"], "2016-03", "2016-04", settings, instance=instance,
                            resources={"source": source})
         april = next(r for r in records if r["date"].startswith("2016-04"))
@@ -238,7 +239,7 @@ def test_monthly_schedule_runs_the_previous_month_through_the_graph(tmp_path, en
 
 
 def test_bad_schedule_settings_are_refused(tmp_path):
-    with pytest.raises(ValueError, match="CRIME_SCHEDULE_DAY must be a whole number from 1 to 28"):
+    with pytest.raises(ValueError, match="CRIME_SCHEDULE_DAY: Input should be less than or equal to 28 .got .31.."):
         settings_for(tmp_path, CRIME_SCHEDULE_DAY="31")
     with pytest.raises(ValueError, match="CRIME_SENSOR_INTERVAL_SECONDS"):
         settings_for(tmp_path, CRIME_SENSOR_INTERVAL_SECONDS="soon")

@@ -45,7 +45,7 @@ def test_a_local_data_path_defaults_to_the_data_dir_and_is_made_absolute(tmp_pat
 
 
 @pytest.mark.parametrize(("env", "message"), [
-    ({"CRIME_WAREHOUSE": "postgres"}, "CRIME_WAREHOUSE must be one of"),
+    ({"CRIME_WAREHOUSE": "postgres"}, "CRIME_WAREHOUSE: Input should be .duckdb. or .ducklake."),
     ({"CRIME_WAREHOUSE": "ducklake"}, "needs CRIME_DUCKLAKE_CATALOG"),
     ({"CRIME_WAREHOUSE": "ducklake", "CRIME_DUCKLAKE_CATALOG": "host=pg password=x"}, "CRIME_DUCKLAKE_PASSWORD"),
     ({"CRIME_S3_URL_STYLE": "virtual"}, "CRIME_S3_URL_STYLE"),

@@ -225,9 +225,9 @@ def test_explorer_url_settings_are_checked_and_link_the_hotspots_asset():
                                   "CRIME_EXPLORER_TILES_URL": "https://tiles.example.org/{z}/{x}/{y}.png"})
     assert settings.explorer_url == "https://explorer.example.org"
     assert settings.explorer_tiles_url == "https://tiles.example.org/{z}/{x}/{y}.png"
-    with pytest.raises(ValueError, match="CRIME_EXPLORER_URL must be an http:// or https:// URL"):
+    with pytest.raises(ValueError, match="CRIME_EXPLORER_URL: must be an http:// or https:// URL"):
         Settings.from_env({"CRIME_EXPLORER_URL": "explorer:8501"})
-    with pytest.raises(ValueError, match="CRIME_EXPLORER_TILES_URL .* containing \\{z\\}, \\{x\\}, \\{y\\}"):
+    with pytest.raises(ValueError, match="CRIME_EXPLORER_TILES_URL: must contain \\{z\\}, \\{x\\} and \\{y\\}"):
         Settings.from_env({"CRIME_EXPLORER_TILES_URL": "https://tiles.example.org/tile.png"})
     defs = build_defs(settings)
     metadata = defs.get_assets_def("hotspots").specs_by_key[dg.AssetKey("hotspots")].metadata

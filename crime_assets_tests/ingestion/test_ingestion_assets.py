@@ -11,10 +11,9 @@ import dagster as dg
 import duckdb
 import pytest
 
-from crime_assets.defs.ingestion.resources import CrimeSource
 from crime_assets.runs import materialize_months
 from crime_assets_tests.fake_socrata import FakeSocrata, export_rows_to_api_records
-from crime_assets_tests.helpers import REPO, SAMPLE, query, settings_for
+from crime_assets_tests.helpers import REPO, SAMPLE, query, settings_for, socrata_source
 
 ASSETS = ["police_stations", "raw_incidents", "incidents_enriched"]
 
@@ -70,12 +69,6 @@ def spring_2016_records():
     return export_rows_to_api_records(frame)
 
 
-def socrata_source(server: FakeSocrata, **overrides) -> CrimeSource:
-    options = dict(kind="socrata", socrata_domain=server.domain, socrata_page_size=10_000, max_attempts=3,
-                   backoff_base_s=0.01, request_timeout_s=5.0)
-    return CrimeSource(**(options | overrides))
-
-
 @pytest.mark.parametrize("fault, expected", [
     (503, ["2016-04: gave up after 3 attempts, last error HTTP 503"]),
     (("rows_for_aggregates",), ["2016-04: unexpected answer from dataset ijzp-q8t2, expected one row with a count",
@@ -89,7 +82,7 @@ def test_socrata_backfill_then_a_failing_endpoint_leaves_the_stored_months_intac
     stations = export_rows_to_api_records(duckdb.sql(
         f"SELECT * FROM read_csv('{SAMPLE / 'police_stations.csv'}', all_varchar=true, header=true)").df())
     with FakeSocrata({"ijzp-q8t2": spring_2016_records, "z8bn-74gv": stations}) as server:
-        source = socrata_source(server)
+        source = socrata_source(server.domain)
         materialize_months(ASSETS, "2016-03", "2016-04", settings, resources={"source": source})
         assert counts(settings, "raw_incidents") == {"2016-03": 21_986, "2016-04": 21_095}
         pages = [r for r in server.requests if r["query"].get("$order") == ":id"]

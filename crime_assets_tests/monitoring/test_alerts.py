@@ -19,12 +19,11 @@ from dagster._core.remote_representation.external_data import RepositorySnap
 from crime_assets.monitoring.alerts import Alert, format_text
 from crime_assets.definitions import build_defs
 from crime_assets.defs.monitoring.freshness import deadline_cron
-from crime_assets.defs.monitoring.alert_resources import AlertDestinations
+from crime_assets.defs.monitoring.alert_resources import build_alert_destinations
 from crime_assets.defs.monitoring.alert_sensors import ALERT_SENSOR_NAME
-from crime_assets.defs.ingestion.resources import CrimeSource
 from crime_assets.runs import materialize_months
 from crime_assets_tests.fake_socrata import FakeSocrata, export_rows_to_api_records
-from crime_assets_tests.helpers import CLOCK, NEWEST, SAMPLE, settings_for
+from crime_assets_tests.helpers import CLOCK, NEWEST, SAMPLE, settings_for, socrata_source
 from crime_assets_tests.receivers import SmtpReceiver, WebhookReceiver
 
 # aiosmtpd warns about AUTH without TLS: the test server listens on loopback only.
@@ -42,11 +41,6 @@ class Failures:
     instance: dg.DagsterInstance
     runs: dict[str, dg.ExecuteInProcessResult]
     expected: set[tuple]       # (asset, partitions, check, run_id) for every ERROR alert
-
-
-def socrata_source(server: FakeSocrata) -> CrimeSource:
-    return CrimeSource(kind="socrata", socrata_domain=server.domain, socrata_page_size=10_000, max_attempts=2,
-                       backoff_base_s=0.01, request_timeout_s=5.0)
 
 
 @pytest.fixture(scope="module")
@@ -87,10 +81,10 @@ def failures(tmp_path_factory):
         with FakeSocrata({"ijzp-q8t2": records}, ignore_where_for={"2016-04"}) as server:
             socrata = settings_for(folder / "socrata", CRIME_SOURCE="socrata")
             runs["outside_month"] = materialize_months(monthly, "2016-04", None, socrata, instance=instance,
-                                                       raise_on_error=False, resources={"source": socrata_source(server)})
+                                                       raise_on_error=False, resources={"source": socrata_source(server.domain, max_attempts=2)})
             server.fail_always(503)
             runs["source_down"] = materialize_months(monthly, "2016-04", None, socrata, instance=instance,
-                                                     raise_on_error=False, resources={"source": socrata_source(server)})
+                                                     raise_on_error=False, resources={"source": socrata_source(server.domain, max_attempts=2)})
         run = {name: result.run_id for name, result in runs.items()}
         expected = {
             ("raw_incidents", "2016-04", "month_not_empty", run["empty"]),
@@ -223,7 +217,7 @@ def test_a_restarted_sensor_resumes_from_its_cursor_and_a_lost_cursor_sends_noth
 
         def failed_run():
             return materialize_months(["raw_incidents"], "2016-04", None, settings, instance=instance,
-                                      raise_on_error=False, resources={"source": socrata_source(server)}).run_id
+                                      raise_on_error=False, resources={"source": socrata_source(server.domain, max_attempts=2)}).run_id
 
         first = failed_run()
         cursor, _ = tick(alert_defs(tmp_path, monkeypatch, webhook), instance, None)
@@ -313,7 +307,7 @@ def test_freshness_warns_once_per_late_month_and_only_when_configured(failures, 
 
 
 def test_a_sensor_switched_on_late_does_not_page_about_old_failures(failures, tmp_path):
-    old_news = AlertDestinations(data_dir=str(tmp_path), first_tick_lookback_hours=0)
+    old_news = build_alert_destinations(tmp_path, settings_for(tmp_path).alerts, first_tick_lookback_hours=0)
     defs = build_defs(settings_for(tmp_path), resources={"alerts": old_news})
     assert defs.resolve_sensor_def(ALERT_SENSOR_NAME).default_status == dg.DefaultSensorStatus.RUNNING
     cursor = None

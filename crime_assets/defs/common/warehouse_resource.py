@@ -44,14 +44,14 @@ class Warehouse(DuckDBResource):
     folder)."""
 
     data_dir: str = Field(description="CRIME_DATA_DIR: everything the platform writes")
-    backend: str = Field(default="duckdb", description="CRIME_WAREHOUSE: duckdb (one file) or ducklake")
+    backend: str = Field(description="CRIME_WAREHOUSE: duckdb (one file) or ducklake")
     lock_timeout_s: float = Field(default=120.0, description="How long to wait for another process's lock (duckdb)")
-    chunk_months: int = Field(default=24, description="months processed at a time inside one run (CRIME_CHUNK_MONTHS)")
+    chunk_months: int = Field(description="months processed at a time inside one run (CRIME_CHUNK_MONTHS)")
     ducklake_catalog: str | None = Field(default=None, description="CRIME_DUCKLAKE_CATALOG: the catalog's PostgreSQL")
     ducklake_password: str | None = Field(default=None, description="CRIME_DUCKLAKE_PASSWORD (secret)")
     ducklake_data_path: str | None = Field(default=None, description="CRIME_DUCKLAKE_DATA_PATH: the Parquet files")
     s3_endpoint: str | None = Field(default=None, description="CRIME_S3_ENDPOINT")
-    s3_region: str = Field(default="us-east-1", description="CRIME_S3_REGION")
+    s3_region: str = Field(description="CRIME_S3_REGION")
     s3_url_style: str | None = Field(default=None, description="CRIME_S3_URL_STYLE")
     s3_access_key_id: str | None = Field(default=None, description="CRIME_S3_ACCESS_KEY_ID")
     s3_secret_access_key: str | None = Field(default=None, description="CRIME_S3_SECRET_ACCESS_KEY (secret)")

@@ -25,13 +25,15 @@ from crime_assets.ingestion.stations import read_stations_csv, stations_from_rec
 class CrimeSource(dg.ConfigurableResource):
     """Where incidents and stations come from: the bulk export (offline) or the live Socrata API."""
 
-    kind: str = Field(default="export", description="export | socrata (CRIME_SOURCE)")
-    export_path: str = Field(default=str(SAMPLE_DIR), description="bulk-export file, folder or glob (CRIME_EXPORT_PATH)")
-    socrata_domain: str = Field(default="data.cityofchicago.org", description="SOCRATA_DOMAIN")
+    # Fields without a default come from the environment: crime_assets/common/settings.py holds their
+    # variables and defaults, crime_assets/defs/resources.py hands them over.
+    kind: str = Field(description="export | socrata (CRIME_SOURCE)")
+    export_path: str = Field(description="bulk-export file, folder or glob (CRIME_EXPORT_PATH)")
+    socrata_domain: str = Field(description="SOCRATA_DOMAIN")
     socrata_app_token: Optional[str] = Field(default=None, description="SOCRATA_APP_TOKEN (secret)")
-    socrata_page_size: int = Field(default=50_000, description="SOCRATA_PAGE_SIZE")
-    incidents_dataset: str = "ijzp-q8t2"
-    stations_dataset: str = "z8bn-74gv"
+    socrata_page_size: int = Field(description="SOCRATA_PAGE_SIZE")
+    incidents_dataset: str = Field(description="SOCRATA_INCIDENTS_DATASET")
+    stations_dataset: str = Field(description="SOCRATA_STATIONS_DATASET")
     request_timeout_s: float = 60.0
     max_attempts: int = 6
     backoff_base_s: float = 1.0

@@ -27,7 +27,7 @@ class MlflowStore(dg.ConfigurableResource):
     tracking_uri: str = Field(description="MLFLOW_TRACKING_URI, or sqlite:///<CRIME_DATA_DIR>/mlflow/mlflow.db")
     artifact_location: Optional[str] = Field(default=None, description="artifact root of a new experiment")
     experiment_name: str = Field(default="arrest_model", description="MLflow experiment of the model assets")
-    model_name: str = Field(default="chicago_arrest", description="registered model name (ARREST_MODEL_NAME)")
+    model_name: str = Field(description="registered model name (ARREST_MODEL_NAME)")
 
     def target(self, experiment: str | None = None) -> MlflowTarget:
         from crime_assets.model.model_registry import MlflowTarget

@@ -22,17 +22,16 @@ class AlertDestinations(dg.ConfigurableResource):
     """
 
     data_dir: str = Field(description="CRIME_DATA_DIR: the alert log and the delivery ledger live in <data_dir>/alerts")
-    ui_base_url: str = Field(default="http://localhost:3000", description="CRIME_UI_BASE_URL: alerts link into it")
+    ui_base_url: str = Field(description="CRIME_UI_BASE_URL: alerts link into it")
     webhook_url: Optional[str] = Field(default=None, description="CRIME_ALERT_WEBHOOK_URL (secret)")
     smtp_host: Optional[str] = Field(default=None, description="CRIME_SMTP_HOST; unset: no e-mail")
-    smtp_port: int = Field(default=25, description="CRIME_SMTP_PORT")
+    smtp_port: int = Field(description="CRIME_SMTP_PORT")
     smtp_user: Optional[str] = Field(default=None, description="CRIME_SMTP_USER")
     smtp_password: Optional[str] = Field(default=None, description="CRIME_SMTP_PASSWORD (secret)")
-    smtp_starttls: bool = Field(default=False, description="CRIME_SMTP_STARTTLS")
-    email_from: str = Field(default="crime-assets@localhost", description="CRIME_ALERT_EMAIL_FROM")
-    email_to: list[str] = Field(default_factory=list, description="CRIME_ALERT_EMAIL_TO")
-    alert_on_warn: list[str] = Field(default_factory=lambda: ["freshness_check"],
-                                     description="CRIME_ALERT_ON_WARN: WARN checks that alert; ['*'] = all")
+    smtp_starttls: bool = Field(description="CRIME_SMTP_STARTTLS")
+    email_from: str = Field(description="CRIME_ALERT_EMAIL_FROM")
+    email_to: list[str] = Field(description="CRIME_ALERT_EMAIL_TO")
+    alert_on_warn: list[str] = Field(description="CRIME_ALERT_ON_WARN: WARN checks that alert; ['*'] = all")
     timeout_s: float = Field(default=10.0, description="per request to the webhook or the SMTP server")
     first_tick_lookback_hours: float = Field(
         default=24.0, description="on its very first tick the sensor alerts on failures this recent, not on all history")
@@ -68,7 +67,8 @@ class AlertDestinations(dg.ConfigurableResource):
         return severity == ERROR or "*" in self.alert_on_warn or check_name in self.alert_on_warn
 
 
-def build_alert_destinations(data_dir: Path, settings: AlertSettings) -> AlertDestinations:
+def build_alert_destinations(data_dir: Path, settings: AlertSettings, **fields) -> AlertDestinations:
+    """``fields`` set the resource's other fields (tests: the first tick's look-back)."""
     return AlertDestinations(
         data_dir=str(data_dir),
         ui_base_url=settings.ui_base_url,
@@ -81,4 +81,5 @@ def build_alert_destinations(data_dir: Path, settings: AlertSettings) -> AlertDe
         email_from=settings.email_from,
         email_to=list(settings.email_to),
         alert_on_warn=list(settings.alert_on_warn),
+        **fields,
     )

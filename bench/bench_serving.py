@@ -103,7 +103,7 @@ def ensure_champion(data_dir: Path, fresh: bool) -> None:
                        "2015-01", "2016-12", settings)
     gate = dg.AssetCheckKey(dg.AssetKey("arrest_model"), "challenger_clears_promotion_gate")
     job = build_defs(settings).resolve_implicit_global_asset_job_def().get_subset(
-        asset_selection={dg.AssetKey("arrest_model")}, asset_check_selection={gate})
+        asset_selection={dg.AssetKey("arrest_model"), dg.AssetKey("champion_model")}, asset_check_selection={gate})
     assert job.execute_in_process(instance=dg.DagsterInstance.ephemeral()).success
     print(f"data dir: {data_dir} (built and trained in {time.perf_counter() - started:.0f} s)", flush=True)
 

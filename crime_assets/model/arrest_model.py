@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,213 +40,15 @@ import xgboost as xgb
 
 from crime_assets.common import geo
 from crime_assets.enrichment.enrich import point_geography
-from crime_assets.model.feature_history import BatchCodes, HistoryTables
+from crime_assets.model.feature_history import BatchCodes, HistoryTables, Vocabulary
 from crime_assets.model.features import FEATURE_NAMES, FEATURES_VERSION, feature_columns
 from crime_assets.model.report_clock import SLOTS_PER_DAY, ReportClock
 from crime_assets.common.h3cells import parent_cells
+from crime_assets.model.records import (  # noqa: F401 (the model's record rules, re-exported)
+    MODEL_FIELDS, OPTIONAL_FIELDS, REQUIRED_FIELDS, RecordError, canonical_columns, canonical_records,
+)
 
 FORMAT_VERSION = 1
-
-REQUIRED_FIELDS = ("id", "case_number", "occurred_at", "primary_type", "iucr", "domestic")
-OPTIONAL_FIELDS = ("block", "location_description", "fbi_code", "beat", "district", "ward", "community_area",
-                   "latitude", "longitude")
-MODEL_FIELDS = REQUIRED_FIELDS + OPTIONAL_FIELDS
-_TEXT = ("case_number", "primary_type", "iucr", "block", "location_description", "fbi_code")
-_INTEGERS = ("beat", "district", "ward", "community_area")
-_DECIMALS = ("latitude", "longitude")
-# normalize.sql: the text forms of booleans, and the two date formats (bulk export, then ISO).
-_TRUE_WORDS, _FALSE_WORDS = {"true", "t", "1", "y", "yes"}, {"false", "f", "0", "n", "no"}
-_EXPORT_DATE = "%m/%d/%Y %I:%M:%S %p"
-
-
-class RecordError(ValueError):
-    """A record that cannot be scored; ``field`` names the culprit, ``rows`` the records (0-based)."""
-
-    def __init__(self, message: str, field: str, rows: Sequence[int] = ()) -> None:
-        super().__init__(message)
-        self.field, self.rows = field, list(rows)
-
-
-# ------------------------------------------------------------------------------------------ records
-
-
-def _describe(rows: np.ndarray, ids: pd.Series | None) -> str:
-    first = int(rows[0])
-    label = f"record {first}"
-    if ids is not None and first < len(ids) and pd.notna(ids.iloc[first]):
-        label += f" (id {ids.iloc[first]})"
-    return label + (f" and {len(rows) - 1} more" if len(rows) > 1 else "")
-
-
-def _fail(field: str, problem: str, bad: np.ndarray, frame: pd.DataFrame, example: Any = None) -> None:
-    rows = np.flatnonzero(bad)
-    if rows.size:
-        ids = frame["id"] if "id" in frame.columns else None
-        shown = f": {example!r}" if example is not None else ""
-        raise RecordError(f"{_describe(rows, ids)}: field '{field}' {problem}{shown}", field, rows[:100])
-
-
-def _text(values: pd.Series) -> pd.Series:
-    """trim + nullif(''), as normalize.sql does, worked on the distinct values only: a categorical Series.
-    Non-text values (a number) become their text."""
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        codes, uniques = values.cat.codes.to_numpy(), values.cat.categories
-    else:
-        codes, uniques = pd.factorize(values.to_numpy(dtype=object), use_na_sentinel=True)
-    cleaned = np.array([str(u).strip() for u in uniques], dtype=object)
-    categories = pd.Index(pd.unique(cleaned[cleaned != ""]) if len(cleaned) else [], dtype=object)
-    lookup = np.append(categories.get_indexer(cleaned), -1)  # code -1 (missing) picks the appended -1
-    return pd.Series(pd.Categorical.from_codes(lookup[codes], categories=categories), index=values.index)
-
-
-def _case_text(values: pd.Series) -> pd.Series:
-    """Case numbers as text (None when missing); the parser (features.case_numbers) trims them."""
-    if values.dtype == object:
-        return values.where(values.notna(), None)
-    return values.astype(object).where(values.notna(), None).map(lambda v: v if v is None else str(v))
-
-
-def _whole_numbers(frame: pd.DataFrame, field: str) -> pd.Series:
-    values = frame[field]
-    if pd.api.types.is_integer_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
-        return values.astype("Int64")
-    if pd.api.types.is_float_dtype(values.dtype):
-        whole = values.isna() | (values == np.floor(values))
-        _fail(field, "is not a whole number", ~whole.to_numpy(), frame, values[~whole].iloc[0] if (~whole).any() else None)
-        return values.astype("Int64")
-    text = _text(values)
-    numbers = pd.to_numeric(text, errors="coerce")
-    bad = (text.notna() & (numbers.isna() | (numbers != np.floor(numbers)))).to_numpy()
-    _fail(field, "is not a whole number", bad, frame, text[bad].iloc[0] if bad.any() else None)
-    return numbers.astype("Int64")
-
-
-def _decimals(frame: pd.DataFrame, field: str) -> pd.Series:
-    values = frame[field]
-    if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
-        return values.astype("float64")
-    text = _text(values)
-    numbers = pd.to_numeric(text, errors="coerce")
-    bad = (text.notna() & numbers.isna()).to_numpy()
-    _fail(field, "is not a number", bad, frame, text[bad].iloc[0] if bad.any() else None)
-    return numbers.astype("float64")
-
-
-def _flags(frame: pd.DataFrame, field: str) -> pd.Series:
-    values = frame[field]
-    if pd.api.types.is_bool_dtype(values.dtype) and values.notna().all():
-        return values.astype(bool)
-    def word(v):
-        if v is None or (isinstance(v, float) and np.isnan(v)):
-            return None
-        if isinstance(v, (bool, np.bool_)):
-            return bool(v)
-        text = str(v).strip().lower()
-        return True if text in _TRUE_WORDS else False if text in _FALSE_WORDS else "?"
-    flags = values.astype(object).map(word)
-    bad = (flags == "?").to_numpy()
-    _fail(field, "is not true/false", bad, frame, values[bad].iloc[0] if bad.any() else None)
-    return flags
-
-
-def _timestamps(frame: pd.DataFrame, field: str) -> pd.Series:
-    values = frame[field]
-    if pd.api.types.is_datetime64_any_dtype(values.dtype):
-        if getattr(values.dt, "tz", None) is not None:
-            values = values.dt.tz_convert("America/Chicago").dt.tz_localize(None)
-        return values.astype("datetime64[us]")
-    text = _text(values)
-    parsed = pd.to_datetime(text, format=_EXPORT_DATE, errors="coerce")
-    iso = parsed.isna() & text.notna()
-    if iso.any():
-        parsed[iso] = pd.to_datetime(text[iso], format="ISO8601", errors="coerce")
-    bad = (text.notna() & parsed.isna()).to_numpy()
-    _fail(field, "is not a date (MM/DD/YYYY hh:mm:ss AM or ISO 8601)", bad, frame, text[bad].iloc[0] if bad.any() else None)
-    if getattr(parsed.dt, "tz", None) is not None:
-        parsed = parsed.dt.tz_convert("America/Chicago").dt.tz_localize(None)
-    return parsed.astype("datetime64[us]")
-
-
-def _location_part(location: pd.Series, part: str) -> pd.Series:
-    """Latitude / longitude from a Socrata ``location``: an object, its text, or the export's "(lat, lon)"."""
-    def pick(v):
-        if isinstance(v, Mapping):
-            return v.get(part)
-        return v
-    values = location.map(pick)
-    text = values.astype(object).where(values.notna(), None).map(lambda v: v if v is None else str(v))
-    pair = text.str.extract(r"\(\s*(-?[0-9.]+)\s*,\s*(-?[0-9.]+)\s*\)")
-    keyed = text.str.extract(rf"{part}['\"]?\s*:\s*['\"]?(-?[0-9.]+)")[0]
-    plain = text.where(text.str.fullmatch(r"\s*-?[0-9.]+\s*", na=False))
-    index = 0 if part == "latitude" else 1
-    return pd.to_numeric(plain.fillna(pair[index]).fillna(keyed), errors="coerce")
-
-
-def source_records_frame(records: Sequence[Mapping[str, Any]] | pd.DataFrame) -> pd.DataFrame:
-    """Socrata / export records (source field names) -> the model fields under canonical names."""
-    frame = records if isinstance(records, pd.DataFrame) else pd.DataFrame.from_records(list(records))
-    frame = frame.rename(columns=lambda c: str(c).strip().lower().replace(" ", "_"))
-    frame = frame.rename(columns={"date": "occurred_at"})
-    for name in MODEL_FIELDS:
-        if name not in frame.columns:
-            frame[name] = None
-    if "location" in frame.columns:
-        for part in ("latitude", "longitude"):
-            frame[part] = _decimals(frame, part).fillna(_location_part(frame["location"], part))
-    return frame
-
-
-def canonical_records(records: Sequence[Mapping[str, Any]] | pd.DataFrame) -> pd.DataFrame:
-    """Validated, typed model fields of raw records (see the module docstring for the rules)."""
-    source_names = isinstance(records, Sequence) or (isinstance(records, pd.DataFrame)
-                                                     and "occurred_at" not in records.columns)
-    try:
-        return _canonical_records(records)
-    except RecordError as error:
-        if source_names and error.field == "occurred_at":  # say it in the caller's words
-            raise RecordError(str(error).replace("field 'occurred_at'", "field 'date'"), "date", error.rows) from None
-        raise
-
-
-def _canonical_records(records: Sequence[Mapping[str, Any]] | pd.DataFrame) -> pd.DataFrame:
-    if isinstance(records, pd.DataFrame):
-        frame = records
-        if "occurred_at" not in frame.columns and "date" in frame.columns:
-            frame = source_records_frame(frame)
-        missing = [f for f in MODEL_FIELDS if f not in frame.columns]
-        if missing:
-            raise RecordError(
-                f"the records have no column(s) {missing}; a DataFrame needs every model field "
-                f"{list(MODEL_FIELDS)} (optional ones may hold nulls)", missing[0])
-    elif isinstance(records, Sequence) and not isinstance(records, (str, bytes)):
-        not_dicts = [i for i, r in enumerate(records) if not isinstance(r, Mapping)]
-        if not_dicts:
-            raise RecordError(f"record {not_dicts[0]} is a {type(records[not_dicts[0]]).__name__}, not a JSON object",
-                              "record", not_dicts)
-        frame = source_records_frame(records)
-    else:
-        raise TypeError(f"records must be a pandas DataFrame or a list of dicts, got {type(records).__name__}")
-
-    out = pd.DataFrame(index=pd.RangeIndex(len(frame)))
-    frame = frame.reset_index(drop=True)
-    # Ids first, so later errors can name the record by its id.
-    out["id"] = _whole_numbers(frame, "id")
-    frame = frame.assign(id=out["id"])
-    out["occurred_at"] = _timestamps(frame, "occurred_at")
-    out["case_number"] = _case_text(frame["case_number"])
-    for name in _TEXT[1:]:
-        out[name] = _text(frame[name])
-    out["domestic"] = _flags(frame, "domestic")
-    for name in _INTEGERS:
-        out[name] = _whole_numbers(frame, name)
-    for name in _DECIMALS:
-        out[name] = _decimals(frame, name)
-    for name in REQUIRED_FIELDS:
-        _fail(name, "is required but missing or empty", out[name].isna().to_numpy(), frame)
-    out["id"] = out["id"].astype("int64")
-    out["domestic"] = out["domestic"].astype(bool)
-    return out
-
 
 # ----------------------------------------------------------------------------------------- geography
 
@@ -326,11 +127,11 @@ class ArrestModel:
     places: pd.DataFrame | None = None  # memo of Geography for the training months' coordinates
     threshold: float = 0.5             # decision threshold (max MCC on validation)
     info: dict[str, Any] = field(default_factory=dict)  # name, version, months, metrics ...
-    _category_index: dict[str, pd.Index] = field(default_factory=dict, repr=False)
+    _category_index: dict[str, Vocabulary] = field(default_factory=dict, repr=False)
     _geography: Geography | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        self._category_index = {name: pd.Index(values) for name, values in self.categories.items()}
+        self._category_index = {name: Vocabulary(values) for name, values in self.categories.items()}
         self._geography = Geography(self.stations, self.places)
         self.booster.set_param({"nthread": os.cpu_count() or 1})
 
@@ -341,11 +142,9 @@ class ArrestModel:
     # Scoring ------------------------------------------------------------------------------------
     def prepare(self, records) -> pd.DataFrame:
         """Typed records plus the geography the features need."""
-        incidents = canonical_records(records)
-        places = self._geography(incidents["latitude"].to_numpy(), incidents["longitude"].to_numpy())
-        for name, values in places.items():
-            incidents[name] = values
-        return incidents
+        columns = canonical_columns(records)
+        columns.update(self._geography(columns["latitude"], columns["longitude"]))
+        return pd.DataFrame(columns, copy=False)
 
     def matrix(self, records) -> np.ndarray:
         """The float32 feature matrix (FEATURE_NAMES columns) the booster scores."""

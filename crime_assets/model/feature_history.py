@@ -38,13 +38,24 @@ HISTORY_KEYS: dict[str, tuple[str, ...]] = {
 _INTEGER_KEYS = {"beat", "district", "h3_r8", "h3_r10"}
 
 
+def numbers(values: pd.Series) -> np.ndarray:
+    """float64 of a numeric column, NaN for missing or non-numeric values (``pd.to_numeric(errors="coerce")``),
+    without pandas' per-call machinery for the dtypes the features see (numpy numbers, nullable integers)."""
+    dtype = values.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "iuf":
+        return values.to_numpy(dtype=np.float64)
+    if isinstance(values.array, (pd.arrays.IntegerArray, pd.arrays.FloatingArray)):
+        return values.to_numpy(dtype=np.float64, na_value=np.nan)
+    return pd.to_numeric(values, errors="coerce").astype("float64").to_numpy()
+
+
 def _key_values(frame: pd.DataFrame, column: str) -> np.ndarray | pd.Series:
     """A key column in one comparable form: int64 (-1 = missing, and H3 cell 0), or text (object or categorical)."""
     values = frame[column]
     if isinstance(values.dtype, pd.CategoricalDtype):
         return values  # factorised through its codes: no string hashing
     if column not in _INTEGER_KEYS:
-        return values.astype(object).to_numpy()
+        return values.to_numpy(dtype=object)
     raw = values.to_numpy()
     if raw.dtype.kind in "iu":
         out = raw.astype(np.int64)  # H3 ids (< 2**63) keep every bit
@@ -54,8 +65,8 @@ def _key_values(frame: pd.DataFrame, column: str) -> np.ndarray | pd.Series:
         mask = ~pd.isna(raw)
         out[mask] = np.asarray([int(v) for v in raw[mask]], dtype=np.uint64).astype(np.int64)
     else:
-        numbers = pd.to_numeric(values, errors="coerce").astype("float64").to_numpy()
-        out = np.where(np.isnan(numbers), -1, numbers).astype(np.int64)
+        number = numbers(values)
+        out = np.where(np.isnan(number), -1, number).astype(np.int64)
     return np.where(out == 0, -1, out) if column.startswith("h3_") else out
 
 
@@ -64,6 +75,24 @@ class _Table:
     keys: pd.Index         # composite keys (unique): a hash index, so lookups are O(1)
     incidents: np.ndarray
     arrests: np.ndarray
+
+
+class Vocabulary:
+    """The values of a key column (or a feature's categories) and each one's position. A dict rather than
+    a pandas Index: a batch's distinct values are looked up with no per-call pandas machinery, which is
+    most of the cost of scoring one record."""
+
+    def __init__(self, values: object) -> None:
+        self.values = pd.Index(values)
+        self._position = {value: at for at, value in enumerate(self.values.tolist())}
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def positions(self, values: object) -> np.ndarray:
+        """Position of each value; -1 when it is not in the vocabulary."""
+        position = self._position
+        return np.fromiter((position.get(v, -1) for v in values), np.intp, len(values))
 
 
 class BatchCodes:
@@ -79,17 +108,17 @@ class BatchCodes:
             self._factorized[column] = pd.factorize(_key_values(self.frame, column), use_na_sentinel=True)
         return self._factorized[column]
 
-    def codes_in(self, column: str, vocab: pd.Index) -> np.ndarray:
+    def codes_in(self, column: str, vocab: Vocabulary) -> np.ndarray:
         """Position of each row's value in ``vocab``; -1 when missing or unknown."""
         key = (column, id(vocab))
         if key not in self._mapped:
             codes, uniques = self.factorized(column)
-            mapped = np.append(vocab.get_indexer(uniques), -1)  # code -1 (missing) picks the appended -1
+            mapped = np.append(vocab.positions(uniques), -1)  # code -1 (missing) picks the appended -1
             self._mapped[key] = mapped[codes]
         return self._mapped[key]
 
 
-def _vocabularies(tables: dict[str, pd.DataFrame]) -> dict[str, pd.Index]:
+def _vocabularies(tables: dict[str, pd.DataFrame]) -> dict[str, Vocabulary]:
     """The values of each key column found in the history tables (missing ones and H3 cell 0 left out)."""
     vocab = {}
     for column in {c for keys in HISTORY_KEYS.values() for c in keys}:
@@ -98,7 +127,7 @@ def _vocabularies(tables: dict[str, pd.DataFrame]) -> dict[str, pd.Index]:
     return vocab
 
 
-def _composite(vocab: dict[str, pd.Index], keys: tuple[str, ...], codes: BatchCodes) -> np.ndarray:
+def _composite(vocab: dict[str, Vocabulary], keys: tuple[str, ...], codes: BatchCodes) -> np.ndarray:
     """One int64 per row for its key columns' positions in ``vocab``; -1 when a part is missing or unknown."""
     composite = None
     missing = None
@@ -115,8 +144,9 @@ class HistoryTables:
 
     months: tuple[str, ...]
     tables: Mapping[str, pd.DataFrame]  # name -> key columns + incidents + arrests
-    _vocab: dict[str, pd.Index] = field(default_factory=dict, repr=False)
+    _vocab: dict[str, Vocabulary] = field(default_factory=dict, repr=False)
     _compiled: dict[str, _Table] = field(default_factory=dict, repr=False)
+    _totals: tuple[float, float] | None = field(default=None, repr=False)
 
     @classmethod
     def empty(cls) -> HistoryTables:
@@ -165,8 +195,11 @@ class HistoryTables:
             found[name] = incidents, arrests
         type_n, type_a = found.pop("type")
         # NaN when there is no history at all: the model treats it as missing.
-        prior = (type_a + SMOOTHING * self.arrest_rate) / (type_n + SMOOTHING)
-        out = {"history_incidents": np.full(len(frame), float(self.incidents)), "type_prior": prior}
+        if self._totals is None:  # summed once: the tables do not change once looked up
+            self._totals = float(self.incidents), self.arrest_rate
+        total, rate = self._totals
+        prior = (type_a + SMOOTHING * rate) / (type_n + SMOOTHING)
+        out = {"history_incidents": np.full(len(frame), total), "type_prior": prior}
         for name, (incidents, arrests) in found.items():
             out[f"rate_{name}"] = (arrests + SMOOTHING * prior) / (incidents + SMOOTHING)
             out[f"n_{name}"] = incidents
@@ -286,7 +319,7 @@ class _SpanTables(Mapping):
         return len(self._tables)
 
 
-def _present(column: str, values: object) -> pd.Index:
+def _present(column: str, values: object) -> Vocabulary:
     """A vocabulary: the values of a key column, missing ones (and H3 cell 0) left out."""
     values = np.asarray(values)
-    return pd.Index(values[values != -1] if column in _INTEGER_KEYS else values[pd.notna(values)])
+    return Vocabulary(values[values != -1] if column in _INTEGER_KEYS else values[pd.notna(values)])

@@ -37,10 +37,12 @@ import pandas as pd
 
 from crime_assets.enrichment.enrich import ENRICHED_TABLE
 from crime_assets.model.feature_history import (
-    BatchCodes, HistoryRun, HistoryTables, fit_history, history_months,
+    BatchCodes, HistoryRun, HistoryTables, fit_history, history_months, numbers,
 )
 from crime_assets.common.months import MonthWindow
-from crime_assets.model.report_clock import REGULAR_ID_MIN, ReportClock, case_numbers, occurred_seconds
+from crime_assets.model.report_clock import (
+    REGULAR_ID_MIN, ReportClock, case_numbers, occurred_part, occurred_seconds,
+)
 from crime_assets.common.schema import Column, create_table_sql
 from crime_assets.common.sql import sql, transaction
 
@@ -145,7 +147,7 @@ def feature_columns(
     minute = (seconds // 60) % 60
     hour = (seconds // 3600) % 24
     days = seconds // 86400
-    first_of_month = incidents["occurred_at"].dt.day.to_numpy() == 1
+    first_of_month = occurred_part(incidents["occurred_at"], "day") == 1
     at_midnight = (hour == 0) & (minute == 0)
 
     ids = incidents["id"].to_numpy(dtype=np.float64)
@@ -160,7 +162,7 @@ def feature_columns(
     same_block_time = np.where(block_codes >= 0, counts[inverse.reshape(-1)] - 1, 0)
 
     def number(column: str) -> np.ndarray:
-        return pd.to_numeric(incidents[column], errors="coerce").astype("float64").to_numpy()
+        return numbers(incidents[column])
 
     columns: dict[str, object] = {
         # Categorical features as given: the table stores the text, a model maps them to its codes.

@@ -20,6 +20,21 @@ def occurred_seconds(occurred_at: pd.Series) -> np.ndarray:
     return occurred_at.to_numpy(dtype="datetime64[s]").astype(np.int64)
 
 
+def occurred_part(occurred_at: pd.Series, unit: str) -> np.ndarray:
+    """The calendar ``unit`` ("year", "day" of the month) of each time as float64 (NaN when missing):
+    ``occurred_at.dt.<unit>``, in numpy arithmetic for naive times (no per-call pandas machinery)."""
+    if occurred_at.dtype.kind != "M":  # tz-aware: the accessor knows the local calendar
+        return getattr(occurred_at.dt, unit).to_numpy(dtype=np.float64)
+    times = occurred_at.to_numpy()
+    if unit == "year":
+        part = times.astype("datetime64[Y]").astype(np.int64) + 1970
+    elif unit == "day":
+        part = (times.astype("datetime64[D]") - times.astype("datetime64[M]")).astype(np.int64) + 1
+    else:
+        raise ValueError(f"no calendar unit {unit!r}")
+    return np.where(np.isnat(times), np.nan, part)
+
+
 @dataclass(frozen=True)
 class CounterClock:
     """The reference value of a counter (record id, case number) per 3-hour slot of occurrence time."""
@@ -30,12 +45,14 @@ class CounterClock:
     @classmethod
     def fit(cls, t_days: np.ndarray, counter: np.ndarray, valid: np.ndarray) -> CounterClock:
         slots = np.floor(t_days[valid] * SLOTS_PER_DAY).astype(np.int64)
-        if not slots.size:
+        # Only slots with MIN_PEERS incidents give a reference: the others are dropped before grouping,
+        # so a small batch (one record) never reaches pandas.
+        _, inverse, counts = np.unique(slots, return_inverse=True, return_counts=True)
+        peers = counts[inverse.reshape(-1)] >= MIN_PEERS
+        if not peers.any():
             return cls.empty()
-        frame = pd.DataFrame({"slot": slots, "value": counter[valid]})
-        grouped = frame.groupby("slot")["value"]
-        counts = grouped.size()
-        reference = grouped.quantile(REFERENCE_QUANTILE)[counts >= MIN_PEERS]
+        frame = pd.DataFrame({"slot": slots[peers], "value": counter[valid][peers]})
+        reference = frame.groupby("slot")["value"].quantile(REFERENCE_QUANTILE)
         return cls(reference.index.to_numpy(np.int64), np.maximum.accumulate(reference.to_numpy(np.float64)))
 
     @classmethod
@@ -123,7 +140,8 @@ class CaseNumbers:
 
 def case_numbers(case_number: pd.Series, occurred_at: pd.Series) -> CaseNumbers:
     """Parse RD numbers like ``HZ133499`` in bulk (byte arithmetic, no per-row Python)."""
-    text = case_number.astype(object).where(case_number.notna(), "").to_numpy()
+    text = case_number.to_numpy(dtype=object, copy=True)
+    text[pd.isna(text)] = ""
     try:
         raw = np.asarray(text, dtype="S16")
     except UnicodeEncodeError:
@@ -136,5 +154,5 @@ def case_numbers(case_number: pd.Series, occurred_at: pd.Series) -> CaseNumbers:
     sequence = (digits * (10 ** np.arange(5, -1, -1))).sum(axis=1)
     ordinal = letters[:, 0] * len(CASE_LETTERS) + letters[:, 1]
     year = np.where(regular, CASE_ANCHOR[1] + ordinal - _ANCHOR_ORDINAL, np.nan)
-    occurred_year = occurred_at.dt.year.to_numpy(dtype=np.float64)
+    occurred_year = occurred_part(occurred_at, "year")
     return CaseNumbers(regular, year, year - occurred_year, np.where(regular, year * 1e6 + sequence, np.nan))

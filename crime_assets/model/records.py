@@ -320,7 +320,7 @@ def _timestamps(batch: _Batch, field: str, values: np.ndarray) -> np.ndarray:
             offset[i] = True
         else:
             out[i] = stamp.to_datetime64()
-    batch.fail(field, "has a UTC offset: send Chicago time without one", offset, text)
+    batch.fail(field, "has a UTC offset (Chicago local time without one is expected)", offset, text)
     bad = np.isnat(out)
     bad[text == None] = False  # noqa: E711
     batch.fail(field, f"is not a date ({_DATE_FORMS})", bad, text)

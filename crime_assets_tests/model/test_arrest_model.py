@@ -85,6 +85,41 @@ def test_wrong_types_are_named(trained):
         model.predict_proba("HZ100001")
 
 
+@pytest.mark.parametrize("change, field, words", [
+    ({"date": "2016-05-01T10:00:00+00:00"}, "date", "has a UTC offset"),
+    ({"date": "2016-05-01T10:00:00Z"}, "date", "has a UTC offset"),
+    ({"id": "99999999999999999999"}, "id", "beyond the int64 range"),
+    ({"id": 99999999999999999999}, "id", "beyond the int64 range"),
+    ({"beat": "1e30"}, "beat", "beyond the int64 range"),
+    ({"id": "17.5"}, "id", "is not a whole number"),
+])
+def test_values_the_model_cannot_represent_are_named(trained, change, field, words):
+    """A UTC offset (the model scores Chicago local time) and whole numbers beyond int64 are refused
+    with the field and the record named, like any bad value -- they used to crash the model."""
+    model = trained[0].model
+    records = socrata_records(trained[1]["test_incidents"].head(5))
+    records[3] = {**records[3], **change}
+    with pytest.raises(RecordError, match=rf"record 3 .*field '{field}' {words}") as error:
+        model.predict_proba(records)
+    assert error.value.field == field and error.value.rows == [3]
+    assert model.predict_proba(records[:3]).shape == (3, 2)  # the others still score
+
+
+def test_typing_without_a_model():
+    """The usual forms take numpy's fast casts, the unusual ones the value-by-value rules: both type alike."""
+    usual = {"id": "10801130", "case_number": "JA100001", "date": "2016-12-31T23:10:00.000", "primary_type": "THEFT",
+             "iucr": " 0820 ", "domestic": "Y", "beat": "0111", "latitude": "41.8799", "longitude": "-87.7260"}
+    unusual = {**usual, "id": 10801130, "date": "12/31/2016 11:10:00 PM", "domestic": True, "beat": 111.0,
+               "latitude": None, "longitude": None, "location": "(41.8799, -87.7260)", "block": ""}
+    frame = canonical_records([usual, unusual])
+    assert frame["id"].tolist() == [10801130, 10801130] and frame["beat"].tolist() == [111, 111]
+    assert frame["occurred_at"].nunique() == 1 and frame["domestic"].all()
+    assert frame["iucr"].tolist() == ["0820", "0820"] and frame["block"].isna().all()
+    assert frame["latitude"].tolist() == [41.8799, 41.8799] and frame["longitude"].tolist() == [-87.726, -87.726]
+    with pytest.raises(RecordError, match=r"record 1 \(id 10801130\): field 'date' is not a date"):
+        canonical_records([usual, {**usual, "date": "2016-02-30T10:00:00"}])
+
+
 def test_optional_fields_may_be_empty(trained):
     model, incidents = trained[0].model, trained[1]["test_incidents"].head(200).copy()
     incidents.loc[incidents.index[:20], ["latitude", "longitude", "beat", "location_description"]] = None

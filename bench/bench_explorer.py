@@ -10,9 +10,10 @@ Playwright) measures, after one warm-up page (the server's imports, the browser'
   for the default scope (the last month, r8) and for all 24 months at r8;
 - drill-down: a click on the busiest cell until the map has drawn its children.
 
-Baselines in the same run: the explorer's reads alone (queries.read_view, no browser), and a bare Streamlit
-page holding only a Plotly map of the same cells (what Streamlit and Plotly cost before any of the
-explorer's own work). Medians of --reps repetitions; the target (issue 21) is under 2 s each.
+Baselines in the same run: the explorer's reads alone (queries.read_view, no browser), an empty Streamlit
+page holding one metric (what Streamlit alone costs), and a bare Streamlit page holding only a Plotly map of
+the same cells (what Streamlit and Plotly cost before any of the explorer's own work). Medians of --reps
+repetitions; the target (issue 21) is under 2 s each.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ figure = go.Figure(go.Choroplethmap(geojson=feature_collection(ids), locations=i
 figure.update_layout(map={"style": "white-bg", "center": {"lat": 41.84, "lon": -87.68}, "zoom": 9.3}, height=620)
 st.plotly_chart(figure, on_select="rerun", selection_mode="points")
 '''
+EMPTY_APP = 'import streamlit as st\nst.metric("Incidents", 0)\n'
 
 
 def build(data_dir: Path) -> float:
@@ -89,12 +91,13 @@ def serve(args: list[str], data_dir: Path, log: Path) -> tuple[subprocess.Popen,
     raise RuntimeError(f"server did not start:\n{log.read_text()[-2000:]}")
 
 
-def first_render(context, url: str, kpis: bool = True) -> tuple[float, object]:
+def first_render(context, url: str, kpis: bool = True, map_: bool = True) -> tuple[float, object]:
     """Seconds from navigating a new page to the map drawn (and the KPIs shown); the page."""
     page = context.new_page()
     started = time.perf_counter()
     page.goto(url)
-    page.wait_for_function(MAP_READY, timeout=120_000)
+    if map_:
+        page.wait_for_function(MAP_READY, timeout=120_000)
     if kpis:
         page.locator("[data-testid=stMetric]").first.wait_for()
     return time.perf_counter() - started, page
@@ -167,20 +170,21 @@ def main() -> None:
             times.append(time.perf_counter() - started)
         print(f"baseline, reads alone (read_view), {name}: {median(times)}")
 
-    baseline_app = work / "baseline_app.py"
-    baseline_app.write_text(BASELINE_APP)
-    servers = [serve(["-m", "crime_assets.explorer"], data_dir, work / "explorer.log"),
-               serve(["-m", "streamlit", "run", str(baseline_app), "--server.headless", "true",
-                      "--browser.gatherUsageStats", "false"], data_dir, work / "baseline.log")]
-    (explorer, url), (baseline, baseline_url) = servers
+    servers = [serve(["-m", "crime_assets.explorer"], data_dir, work / "explorer.log")]
+    for name, source in (("baseline_app.py", BASELINE_APP), ("empty_app.py", EMPTY_APP)):
+        (work / name).write_text(source)
+        servers.append(serve(["-m", "streamlit", "run", str(work / name), "--server.headless", "true",
+                              "--browser.gatherUsageStats", "false"], data_dir, work / f"{name}.log"))
+    (url, baseline_url, empty_url) = [url for _, url in servers]
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=FLAGS)
             context = browser.new_context(viewport={"width": 1500, "height": 1000})
-            for target, kpis in ((url, True), (baseline_url, False)):  # warm-up: server imports, browser cache
-                first_render(context, target, kpis)[1].close()
+            for target, kpis, map_ in ((url, True, True), (baseline_url, False, True), (empty_url, True, False)):
+                first_render(context, target, kpis, map_)[1].close()  # warm-up: server imports, browser cache
             results: dict[str, list[float]] = {k: [] for k in (
                 "baseline: bare Streamlit page with the same Plotly map (2016-12, r8)",
+                "baseline: empty Streamlit page, one metric",
                 "first render, last month r8", "drill-down, last month r8 -> r9",
                 "re-render after widening to 24 months, r8", "drill-down, 24 months r8 -> r9")}
             keys = list(results)
@@ -188,13 +192,16 @@ def main() -> None:
                 seconds, page = first_render(context, baseline_url, kpis=False)
                 results[keys[0]].append(seconds)
                 page.close()
-                seconds, page = first_render(context, url)
+                seconds, page = first_render(context, empty_url, map_=False)
                 results[keys[1]].append(seconds)
-                results[keys[2]].append(rerender(page, click_busiest_cell))
+                page.close()
+                seconds, page = first_render(context, url)
+                results[keys[2]].append(seconds)
+                results[keys[3]].append(rerender(page, click_busiest_cell))
                 page.close()
                 page = first_render(context, url)[1]
-                results[keys[3]].append(rerender(page, all_months))
-                results[keys[4]].append(rerender(page, click_busiest_cell))
+                results[keys[4]].append(rerender(page, all_months))
+                results[keys[5]].append(rerender(page, click_busiest_cell))
                 page.close()
             browser.close()
         for name, values in results.items():

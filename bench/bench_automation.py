@@ -24,7 +24,9 @@ import sys
 import tempfile
 import time
 import warnings
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -37,9 +39,11 @@ from crime_assets.common.months import shift_month  # noqa: E402
 from crime_assets.definitions import build_defs  # noqa: E402
 from crime_assets.defs.automation.jobs import monthly_job_keys  # noqa: E402
 from crime_assets.runs import materialize_months  # noqa: E402
-from crime_assets_tests.helpers import at_clock, redated, sample_rows, settings_for, write_export  # noqa: E402
+from crime_assets.common.settings import Settings  # noqa: E402
+from crime_assets.ingestion.sample_export import redated, sample_rows, write_export  # noqa: E402
 
 SENSOR = "downstream_automation_sensor"
+CLOCK = datetime(2026, 11, 21, 10, 0, tzinfo=ZoneInfo("America/Chicago"))  # "now" of every tick: its newest month is 2026-10
 
 
 class Ticker:
@@ -53,7 +57,7 @@ class Ticker:
         context = dg.build_sensor_context(instance=self.instance, definitions=self.defs,
                                           resources=dict(self.defs.resources), cursor=self.cursor)
         wall, cpu = time.perf_counter(), time.process_time()
-        with at_clock():
+        with dg.partition_loading_context(effective_dt=CLOCK):
             result = self.sensor.evaluate_tick(context)
         self.cursor = result.cursor
         return result, time.perf_counter() - wall, time.process_time() - cpu
@@ -76,7 +80,7 @@ def requested_months(result) -> dict[str, int]:
 
 def shipped_months(reps: int) -> None:
     with tempfile.TemporaryDirectory() as scratch, dg.instance_for_test(temp_dir=scratch) as instance:
-        settings = settings_for(Path(scratch) / "data")
+        settings = Settings.from_env({"CRIME_DATA_DIR": str(Path(scratch) / "data")})
         defs = build_defs(settings)
         keys = sorted(k.to_user_string() for k in monthly_job_keys(defs.assets)) + ["police_stations"]
         started = time.perf_counter()
@@ -117,7 +121,7 @@ def synthetic_export(folder: Path, first: str, months: int, rows: int) -> Path:
 
 
 def backfill_of(months: int, rows: int) -> None:
-    from crime_assets_tests.servers import dagster_env, dagster_services, fresh_dagster_home
+    from crime_assets.devservers import dagster_env, dagster_services, fresh_dagster_home
 
     last = shift_month("2001-01", months - 1)
     with tempfile.TemporaryDirectory() as scratch:
@@ -126,7 +130,7 @@ def backfill_of(months: int, rows: int) -> None:
         home, data_dir = fresh_dagster_home(root), root / "data"
         extra = {"CRIME_EXPORT_PATH": str(export), "CRIME_AUTOMATION_INTERVAL_SECONDS": "5",
                  "CRIME_SENSOR_LOOKBACK_MONTHS": "1"}
-        settings = settings_for(data_dir, **extra)
+        settings = Settings.from_env({"CRIME_DATA_DIR": str(data_dir), **extra})
         os.chdir(home)  # dagster.yaml keeps the storage under .dagster_home/ of the working directory
         with dg.DagsterInstance.from_config(str(home)) as instance:
             started = time.perf_counter()

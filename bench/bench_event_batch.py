@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--batched-first", action="store_true", help="start each pair with the batched setting")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
-    from crime_assets_tests.servers import postgres_server
+    from crime_assets.devservers import postgres_server
 
     settings = (args.batch_size, None) if args.batched_first else (None, args.batch_size)
     label = {None: "unset", args.batch_size: f"{args.batch_size}"}

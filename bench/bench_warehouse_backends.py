@@ -113,7 +113,7 @@ def main() -> None:
         return
 
     sys.path.insert(0, str(REPO))
-    from crime_assets_tests.servers import postgres_server
+    from crime_assets.devservers import postgres_server
 
     base = {**os.environ, "PYTHONPATH": str(REPO)}
     runs: dict[str, list[dict]] = {b: [] for b in BACKENDS}

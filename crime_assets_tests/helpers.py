@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import calendar
 import os
 from datetime import datetime
 from pathlib import Path
@@ -10,12 +9,12 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 import duckdb
-import pandas as pd
 import pytest
 
 from crime_assets.common.settings import Settings
 from crime_assets.defs.ingestion.resources import CrimeSource
 from crime_assets.defs.resources import build_source
+from crime_assets.ingestion.sample_export import redated, sample_rows, write_export  # noqa: F401 (re-exported)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_CHICAGO = REPO.parent / "shared" / "data" / "chicago"
@@ -63,30 +62,3 @@ def socrata_source(domain: str, **fields) -> CrimeSource:
 def query(settings: Settings, sql: str, params=None) -> list[tuple]:
     with duckdb.connect(str(settings.data_dir / "warehouse.duckdb"), read_only=True) as con:
         return con.execute(sql, params or {}).fetchall()
-
-
-# -- real rows ---------------------------------------------------------------------------------------
-
-
-def sample_rows(month: str, limit: int | None = None) -> pd.DataFrame:
-    """Real export rows of one month of the shipped sample (text, Title Case headers), the first ``limit`` by id."""
-    year, mm = month.split("-")
-    frame = duckdb.sql(f"""SELECT * FROM read_csv('{SAMPLE / f"crimes_{year}.csv.zst"}', all_varchar=true, header=true)
-                           WHERE "Date" LIKE '{mm}/%' ORDER BY CAST("ID" AS BIGINT)""").df()
-    return frame.head(limit) if limit else frame
-
-
-def redated(frame: pd.DataFrame, month: str) -> pd.DataFrame:
-    """The same real incidents moved to ``month`` (same time of day), e.g. 2016-10 rows as 2026-10. A day the
-    target month lacks (31 October into November) becomes its last day, so every date stays valid."""
-    year, mm = int(month[:4]), int(month[5:])
-    last_day = calendar.monthrange(year, mm)[1]
-    moved = frame.copy()
-    moved["Date"] = [f"{mm:02d}/{min(int(d[3:5]), last_day):02d}/{year:04d}{d[10:]}" for d in moved["Date"]]
-    return moved
-
-
-def write_export(path: Path, frame: pd.DataFrame) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(path, index=False)
-    return path

@@ -27,6 +27,10 @@ from crime_assets.serving.scoring import predictions
 from crime_assets.common.settings import Settings
 
 UNAVAILABLE = {503: {"model": Health, "description": "no model is loaded (the reason says why)"}}
+# Body limits, checked against Content-Length and while the body arrives, before it is parsed (Starlette
+# answers 413 "Content Too Large"): a Socrata record is about 0.4 KB of JSON, so 4 KiB a record leaves
+# room for the fields other clients add; a body of one record may be 16 times that.
+RECORD_BYTES = 4096
 
 
 async def keep_current(watcher: ChampionWatcher, interval_s: float) -> None:
@@ -52,7 +56,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             task.cancel()
 
-    app = FastAPI(title="crime_assets scoring service", lifespan=lifespan,
+    record_bytes, batch_bytes = 16 * RECORD_BYTES, serving.max_batch * RECORD_BYTES
+    app = FastAPI(title="crime_assets scoring service", lifespan=lifespan, max_body_size=record_bytes,
                   summary=f"P(arrest) of raw Chicago incident records by models:/{settings.arrest_model_name}"
                           f"@{serving.model_alias}")
     app.state.watcher = watcher
@@ -77,24 +82,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     BatchRequest = batch_request(serving.max_batch)
 
     # Plain `def` routes: scoring is CPU work, so it runs in the thread pool and the event loop stays free.
-    # They return dicts, which FastAPI checks against response_model once while serialising them.
+    # They return JSONResponse, built from plain values: response_model documents the body in /docs, and
+    # validating our own output again would cost a batch as much as validating its records
+    # (test_app checks the answers against these models).
     @app.post("/predict", response_model=PredictResponse, responses=UNAVAILABLE)
-    def predict(record: IncidentRecord) -> dict:
+    def predict(record: IncidentRecord) -> JSONResponse:
         """Score one raw incident record (Socrata JSON fields)."""
         model = served()
         [prediction] = predictions(model, [record], lambda row: ("body",))
-        return {**prediction, "threshold": model.model.threshold,
-                "model": {"name": model.name, "version": model.version}}
+        return JSONResponse({**prediction, "threshold": model.model.threshold,
+                             "model": {"name": model.name, "version": model.version}})
 
-    @app.post("/predict/batch", response_model=BatchResponse, responses={
-        **UNAVAILABLE, 413: {"description": f"more than CRIME_SERVING_MAX_BATCH ({serving.max_batch:,}) records"}})
-    def predict_batch(batch: BatchRequest) -> dict:
+    @app.post("/predict/batch", response_model=BatchResponse, max_body_size=batch_bytes, responses={
+        **UNAVAILABLE, 413: {"description": f"more than CRIME_SERVING_MAX_BATCH ({serving.max_batch:,}) records, "
+                                            f"or a body over {batch_bytes:,} bytes ({RECORD_BYTES:,} a record)"}})
+    def predict_batch(batch: BatchRequest) -> JSONResponse:
         """Score up to CRIME_SERVING_MAX_BATCH records together, as load_model().predict_proba(records) does:
         a batch of a day or more of incidents uses its own reporting-delay references (see the README)."""
         model = served()
         scored = predictions(model, batch["records"], lambda row: ("body", "records", row))
-        return {"model": {"name": model.name, "version": model.version}, "threshold": model.model.threshold,
-                "predictions": scored}
+        return JSONResponse({"model": {"name": model.name, "version": model.version},
+                             "threshold": model.model.threshold, "predictions": scored})
 
     # Cheap routes are async: they answer even while every pool thread is scoring.
     @app.get("/model", response_model=ModelInfo, responses=UNAVAILABLE)

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from crime_assets import load_model
-from crime_assets.serving.schemas import EXAMPLE_RECORD
+from crime_assets.serving.app import RECORD_BYTES
+from crime_assets.serving.schemas import EXAMPLE_RECORD, BatchResponse, PredictResponse
 from crime_assets_tests.serving.conftest import MAX_BATCH, start_scoring
 
 GOOD = {"id": "1", "case_number": "JA100001", "date": "2015-06-15T23:10:00.000", "primary_type": "NARCOTICS",
@@ -36,6 +37,7 @@ def test_predict_scores_one_record_as_load_model_does(store, scoring):
             response = http.post("/predict", json=record)
             assert response.status_code == 200, response.text
             body = response.json()
+            PredictResponse.model_validate(body)  # the documented schema
             expected = champion.predict_proba([record])[0, 1]
             assert body["arrest_probability"] == expected
             assert body["arrest_predicted"] == bool(expected >= champion.threshold)
@@ -53,6 +55,7 @@ def test_predict_batch_scores_the_batch_as_load_model_does(store, scoring):
         empty = http.post("/predict/batch", json={"records": []})
     assert response.status_code == 200, response.text
     body = response.json()
+    BatchResponse.model_validate(body)  # the documented schema
     expected = champion.predict_proba(records)[:, 1]
     assert [p["id"] for p in body["predictions"]] == [r["id"] for r in records]
     assert np.array_equal([p["arrest_probability"] for p in body["predictions"]], expected)
@@ -155,6 +158,19 @@ def test_an_oversized_batch_gets_413(scoring):
     assert response.json() == {"detail": f"a batch holds at most {MAX_BATCH:,} records (CRIME_SERVING_MAX_BATCH), "
                                          f"this one {MAX_BATCH + 1:,}: split it"}
     assert fits.status_code == 200 and len(fits.json()["predictions"]) == MAX_BATCH
+
+
+def test_a_body_over_the_limit_gets_413_before_it_is_parsed(scoring):
+    # Sizes, not counts: records this long are refused while the body arrives, whatever their number.
+    padded = {**GOOD, "notes": "x" * RECORD_BYTES}
+    with scoring.client() as http:
+        one = http.post("/predict", json={**GOOD, "notes": "x" * 16 * RECORD_BYTES})
+        batch = http.post("/predict/batch", json={"records": [padded] * MAX_BATCH})
+        after = http.post("/predict/batch", json={"records": [padded] * (MAX_BATCH // 2)})
+    assert one.status_code == batch.status_code == 413, (one.text, batch.text)
+    assert one.text == batch.text == "Content Too Large"  # Starlette's answer, sent before the body is read
+    assert after.status_code == 200 and len(after.json()["predictions"]) == MAX_BATCH // 2
+    scoring.service.assert_running()
 
 
 def test_a_refused_record_does_not_stop_the_worker(scoring):

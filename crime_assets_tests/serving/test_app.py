@@ -3,16 +3,22 @@ bad input gets an answer that names the problem."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
+from datetime import datetime, timezone
 
 import mlflow
 import numpy as np
 import pytest
+import xgboost as xgb
+from fastapi import HTTPException
 
 from crime_assets import load_model
 from crime_assets.serving.app import RECORD_BYTES
+from crime_assets.serving.champion import ServedModel
 from crime_assets.serving.schemas import EXAMPLE_RECORD, BatchResponse, PredictResponse
+from crime_assets.serving.scoring import predictions
 from crime_assets_tests.serving.conftest import MAX_BATCH, start_scoring
 
 GOOD = {"id": "1", "case_number": "JA100001", "date": "2015-06-15T23:10:00.000", "primary_type": "NARCOTICS",
@@ -171,6 +177,20 @@ def test_a_body_over_the_limit_gets_413_before_it_is_parsed(scoring):
     assert one.text == batch.text == "Content Too Large"  # Starlette's answer, sent before the body is read
     assert after.status_code == 200 and len(after.json()["predictions"]) == MAX_BATCH // 2
     scoring.service.assert_running()
+
+
+def test_a_failure_of_the_model_is_a_500_that_names_it(store):
+    # A real failure that is not a refused record: the version's booster expects 2 features, not the model's.
+    broken = model(store, store.versions[0])
+    X = np.zeros((4, 2), np.float32)
+    broken = dataclasses.replace(broken, booster=xgb.train({}, xgb.DMatrix(X, label=[0, 1, 0, 1]), 1))
+    served = ServedModel(broken, "chicago_arrest", store.versions[0], "champion", datetime.now(timezone.utc))
+    with pytest.raises(HTTPException) as failure:
+        predictions(served, store.day[:3], lambda row: ("body", "records", row))
+    assert failure.value.status_code == 500
+    assert failure.value.detail == (f"chicago_arrest v{store.versions[0]} could not score the record(s): "
+                                    f"ValueError: Feature shape mismatch, expected: 2, got {len(broken.feature_names)}")
+    assert not served.lock.locked()
 
 
 def test_a_refused_record_does_not_stop_the_worker(scoring):

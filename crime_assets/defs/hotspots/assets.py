@@ -27,12 +27,20 @@ def _table_metadata(columns, table: str) -> dict:
             "partition_expr": "month"}
 
 
-def _check(name: str, passed: bool, description: str, rows: list[tuple] | None = None, header=None,
-           **metadata) -> dg.AssetCheckResult:
-    """A check result whose metadata names the run's months and shows the first offending rows."""
+CONSERVATION_HEADER = ["month", "resolution", "cell incidents", "geolocated", "cell arrests", "arrests"]
+
+
+def _check(name: str, window, count: int, found: str, rows: list[tuple], header: list[str]) -> dg.AssetCheckResult:
+    """Passed when ``count`` is 0; the metadata names the run's months and shows the first offending rows."""
+    metadata = {"months": window.label}
     if rows:
         metadata["first_violations"] = markdown_table(header, rows[:20])
-    return dg.AssetCheckResult(check_name=name, passed=passed, description=description, metadata=metadata)
+    return dg.AssetCheckResult(check_name=name, passed=count == 0, description=f"{window.label}: {count} {found}",
+                               metadata=metadata)
+
+
+def _per_resolution(counts: dict[int, object]) -> dg.JsonMetadataValue:
+    return dg.MetadataValue.json({f"r{r}": n for r, n in counts.items()})
 
 
 class H3MonthlyStatsConfig(dg.Config, ConfidenceRule):
@@ -78,23 +86,20 @@ def h3_monthly_stats(context: dg.AssetExecutionContext, config: H3MonthlyStatsCo
             "months": window.label,
             "geolocated_incidents": summary.incidents,
             "arrest_rate": round(summary.arrest_rate, 4),
-            "cells_by_resolution": dg.MetadataValue.json({f"r{r}": n for r, n in summary.cells_by_resolution.items()}),
-            "low_confidence_share_by_resolution": dg.MetadataValue.json(
-                {f"r{r}": s for r, s in summary.low_confidence_share_by_resolution.items()}),
+            "cells_by_resolution": _per_resolution(summary.cells_by_resolution),
+            "low_confidence_share_by_resolution": _per_resolution(summary.low_confidence_share_by_resolution),
             "low_confidence_rule": f"incidents < {rule.min_incidents} or interval wider than {rule.max_interval_width}",
             "by_month": markdown_table(["month", "geolocated incidents", "arrests", "r8 cells"], summary.by_month),
         },
         check_results=[
-            _check("cells_sum_to_geolocated_incidents", not conservation,
-                   f"{window.label}: {len(conservation)} (month, resolution) totals differ from incidents_enriched",
-                   conservation, ["month", "resolution", "cell incidents", "geolocated", "cell arrests", "arrests"],
-                   months=window.label),
-            _check("children_sum_to_parent", parent_count == 0,
-                   f"{window.label}: {parent_count} cells whose children do not add up or whose parent is wrong",
-                   parent_rows, ["month", "resolution", "cell", "problem"], months=window.label),
-            _check("rates_within_bounds", bound_count == 0,
-                   f"{window.label}: {bound_count} rows with a rate or bound outside [0, 1] or out of order",
-                   bound_rows, ["month", "resolution", "cell", "rate", "lower", "upper", "pooled"], months=window.label),
+            _check("cells_sum_to_geolocated_incidents", window, len(conservation),
+                   "(month, resolution) totals differ from incidents_enriched", conservation, CONSERVATION_HEADER),
+            _check("children_sum_to_parent", window, parent_count,
+                   "cells whose children do not add up or whose parent is wrong",
+                   parent_rows, ["month", "resolution", "cell", "problem"]),
+            _check("rates_within_bounds", window, bound_count,
+                   "rows with a rate or bound outside [0, 1] or out of order",
+                   bound_rows, ["month", "resolution", "cell", "rate", "lower", "upper", "pooled"]),
         ],
     )
 
@@ -131,19 +136,16 @@ def h3_daily_counts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> 
             "dagster/row_count": summary.rows,
             "months": window.label,
             "days": summary.days,
-            "rows_by_resolution": dg.MetadataValue.json({f"r{r}": n for r, n in summary.rows_by_resolution.items()}),
+            "rows_by_resolution": _per_resolution(summary.rows_by_resolution),
             "busiest_day": busiest,
             "hourly_rows": hourly.rows,
         },
         check_results=[
-            _check("daily_cells_sum_to_geolocated_incidents", not conservation,
-                   f"{window.label}: {len(conservation)} (month, resolution) totals differ from incidents_enriched",
-                   conservation, ["month", "resolution", "cell incidents", "geolocated", "cell arrests", "arrests"],
-                   months=window.label),
-            _check("hourly_cells_sum_to_geolocated_incidents", not hourly_conservation,
-                   f"{window.label}: {len(hourly_conservation)} (month, resolution) totals of {HOURLY_COUNTS_TABLE}"
-                   " differ from incidents_enriched", hourly_conservation,
-                   ["month", "resolution", "cell incidents", "geolocated", "cell arrests", "arrests"], months=window.label),
+            _check("daily_cells_sum_to_geolocated_incidents", window, len(conservation),
+                   "(month, resolution) totals differ from incidents_enriched", conservation, CONSERVATION_HEADER),
+            _check("hourly_cells_sum_to_geolocated_incidents", window, len(hourly_conservation),
+                   f"(month, resolution) totals of {HOURLY_COUNTS_TABLE} differ from incidents_enriched",
+                   hourly_conservation, CONSERVATION_HEADER),
         ],
     )
 
@@ -176,9 +178,8 @@ def h3_cell_labels(context: dg.AssetExecutionContext, warehouse: Warehouse) -> d
             "busiest_r8_cells": markdown_table(["month", "cell", "incidents", "label"], summary.examples),
         },
         check_results=[
-            _check("one_label_per_cell", not coverage,
-                   f"{window.label}: {len(coverage)} (month, resolution) without exactly one label per cell",
-                   coverage, ["month", "resolution", "problem"], months=window.label),
+            _check("one_label_per_cell", window, len(coverage), "(month, resolution) without exactly one label per cell",
+                   coverage, ["month", "resolution", "problem"]),
         ],
     )
 
@@ -235,9 +236,8 @@ def hotspots(context: dg.AssetExecutionContext, config: HotspotsConfig, warehous
     return dg.MaterializeResult(
         metadata=metadata,
         check_results=[
-            _check("hotspot_cells_exist_in_stats", not missing,
-                   f"{window.label}: {len(missing)} hotspot cells without a row in h3_monthly_stats",
-                   missing, ["month", "resolution", "cell"], months=window.label),
+            _check("hotspot_cells_exist_in_stats", window, len(missing),
+                   "hotspot cells without a row in h3_monthly_stats", missing, ["month", "resolution", "cell"]),
         ],
     )
 

@@ -22,9 +22,14 @@ GROUP = "hotspots"
 KINDS = {"duckdb", "h3"}
 
 
-def _table_metadata(columns, table: str) -> dict:
-    return {"dagster/column_schema": column_schema(columns), "dagster/table_name": f"warehouse.{table}",
-            "partition_expr": "month"}
+def _gold_table(table: str, columns, checks: dict[str, str], blocking: bool, deps=("incidents_enriched",)):
+    """``monthly_warehouse_asset`` for the asset named after ``table``: group, kinds, schema, and its checks."""
+    return monthly_warehouse_asset(
+        group_name=GROUP, kinds=KINDS, deps=list(deps),
+        metadata={"dagster/column_schema": column_schema(columns), "dagster/table_name": f"warehouse.{table}",
+                  "partition_expr": "month"},
+        check_specs=[dg.AssetCheckSpec(name, asset=table, blocking=blocking, description=text)
+                     for name, text in checks.items()])
 
 
 CONSERVATION_HEADER = ["month", "resolution", "cell incidents", "geolocated", "cell arrests", "arrests"]
@@ -47,22 +52,13 @@ class H3MonthlyStatsConfig(dg.Config, ConfidenceRule):
     """When a cell's arrest rate is flagged as low-confidence (is_low_confidence)."""
 
 
-@monthly_warehouse_asset(
-    group_name=GROUP,
-    kinds=KINDS,
-    deps=["incidents_enriched"],
-    metadata=_table_metadata(H3_MONTHLY_STATS, MONTHLY_STATS_TABLE),
-    check_specs=[
-        dg.AssetCheckSpec("cells_sum_to_geolocated_incidents", asset="h3_monthly_stats", blocking=True,
-                          description="At every resolution 6-10 the cells' incidents and arrests sum to the "
-                                      "month's geolocated incidents and arrests in incidents_enriched."),
-        dg.AssetCheckSpec("children_sum_to_parent", asset="h3_monthly_stats", blocking=True,
-                          description="Each cell's children (one resolution finer) sum to its incidents and "
-                                      "arrests, and every parent_cell is the H3 parent."),
-        dg.AssetCheckSpec("rates_within_bounds", asset="h3_monthly_stats", blocking=True,
-                          description="Every rate, share and Wilson bound is in [0, 1], with lower <= rate <= upper."),
-    ],
-)
+@_gold_table(MONTHLY_STATS_TABLE, H3_MONTHLY_STATS, blocking=True, checks={
+    "cells_sum_to_geolocated_incidents": "At every resolution 6-10 the cells' incidents and arrests sum to the "
+                                         "month's geolocated incidents and arrests in incidents_enriched.",
+    "children_sum_to_parent": "Each cell's children (one resolution finer) sum to its incidents and arrests, "
+                              "and every parent_cell is the H3 parent.",
+    "rates_within_bounds": "Every rate, share and Wilson bound is in [0, 1], with lower <= rate <= upper.",
+})
 def h3_monthly_stats(context: dg.AssetExecutionContext, config: H3MonthlyStatsConfig,
                      warehouse: Warehouse) -> dg.MaterializeResult:
     """Incidents, arrests and arrest rates per month, H3 resolution (6-10) and cell with incidents.
@@ -104,19 +100,11 @@ def h3_monthly_stats(context: dg.AssetExecutionContext, config: H3MonthlyStatsCo
     )
 
 
-@monthly_warehouse_asset(
-    group_name=GROUP,
-    kinds=KINDS,
-    deps=["incidents_enriched"],
-    metadata=_table_metadata(H3_DAILY_COUNTS, DAILY_COUNTS_TABLE),
-    check_specs=[
-        dg.AssetCheckSpec("daily_cells_sum_to_geolocated_incidents", asset="h3_daily_counts",
-                          description="At every resolution the month's daily cell counts sum to its geolocated "
-                                      "incidents and arrests in incidents_enriched."),
-        dg.AssetCheckSpec("hourly_cells_sum_to_geolocated_incidents", asset="h3_daily_counts",
-                          description="The same for h3_hourly_counts, written by this asset too."),
-    ],
-)
+@_gold_table(DAILY_COUNTS_TABLE, H3_DAILY_COUNTS, blocking=False, checks={
+    "daily_cells_sum_to_geolocated_incidents": "At every resolution the month's daily cell counts sum to its "
+                                               "geolocated incidents and arrests in incidents_enriched.",
+    "hourly_cells_sum_to_geolocated_incidents": "The same for h3_hourly_counts, written by this asset too.",
+})
 def h3_daily_counts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     """Incidents and arrests per H3 cell (resolutions 6-10) per day.
 
@@ -150,17 +138,10 @@ def h3_daily_counts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> 
     )
 
 
-@monthly_warehouse_asset(
-    group_name=GROUP,
-    kinds=KINDS,
-    deps=["incidents_enriched"],
-    metadata=_table_metadata(H3_CELL_LABELS, CELL_LABELS_TABLE),
-    check_specs=[
-        dg.AssetCheckSpec("one_label_per_cell", asset="h3_cell_labels", blocking=True,
-                          description="Exactly one label row per cell with geolocated incidents, at every "
-                                      "resolution (a duplicate would duplicate hotspot rows)."),
-    ],
-)
+@_gold_table(CELL_LABELS_TABLE, H3_CELL_LABELS, blocking=True, checks={
+    "one_label_per_cell": "Exactly one label row per cell with geolocated incidents, at every resolution "
+                          "(a duplicate would duplicate hotspot rows).",
+})
 def h3_cell_labels(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     """The names a person recognises for each H3 cell (resolutions 6-10) in each month.
 
@@ -193,17 +174,11 @@ class HotspotsConfig(dg.Config, HotspotTest):
 HOTSPOT_HISTORY = month_and_history(HotspotsConfig.model_fields["history_months"].default)
 
 
-@monthly_warehouse_asset(
-    group_name=GROUP,
-    kinds=KINDS,
-    deps=[dg.AssetDep(h3_monthly_stats, partition_mapping=HOTSPOT_HISTORY), h3_cell_labels],
-    metadata=_table_metadata(HOTSPOTS, HOTSPOTS_TABLE),
-    check_specs=[
-        dg.AssetCheckSpec("hotspot_cells_exist_in_stats", asset="hotspots",
-                          description="Every hotspot cell has a row in h3_monthly_stats for the same month "
-                                      "and resolution."),
-    ],
-)
+@_gold_table(HOTSPOTS_TABLE, HOTSPOTS, blocking=False,
+             deps=[dg.AssetDep(h3_monthly_stats, partition_mapping=HOTSPOT_HISTORY), h3_cell_labels], checks={
+    "hotspot_cells_exist_in_stats": "Every hotspot cell has a row in h3_monthly_stats for the same month and "
+                                    "resolution.",
+})
 def hotspots(context: dg.AssetExecutionContext, config: HotspotsConfig, warehouse: Warehouse) -> dg.MaterializeResult:
     """Cells whose incidents this month are anomalously high against their own trailing 12 months.
 

@@ -111,15 +111,9 @@ class DriftSummary:
         if self.target:
             out |= {"arrest_rate_reference": self.target.rate_reference, "arrest_rate": self.target.rate_current,
                     "target_p_value": self.target.p_value}
-        if self.score_psi is not None:
-            out["score_psi"] = self.score_psi
-        if self.score_drift_score is not None:
-            out["score_drift_score"] = self.score_drift_score
+        out |= {"score_psi": self.score_psi, "score_drift_score": self.score_drift_score}
         for key in ("roc_auc", "mcc"):
-            if key in self.quality:
-                out[key] = self.quality[key]
-            if key in self.champion:
-                out[f"champion_test_{key}"] = self.champion[key]
+            out |= {key: self.quality.get(key), f"champion_test_{key}": self.champion.get(key)}
         return {k: float(v) for k, v in out.items() if v is not None and np.isfinite(v)}
 
     def to_dict(self) -> dict[str, Any]:

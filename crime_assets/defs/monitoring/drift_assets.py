@@ -14,6 +14,8 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from crime_assets.model.features import incident_rows
+from crime_assets.monitoring import drift
 from crime_assets.monitoring.drift import DRIFT_COLUMNS, DRIFT_TABLE, DriftThresholds
 from crime_assets.defs.common.metadata import column_schema, markdown_table, window_of
 from crime_assets.defs.model.resources import MlflowStore
@@ -69,9 +71,6 @@ def drift_report(context: dg.AssetExecutionContext, config: DriftReportConfig, w
     (two-proportion test), and the champion's ROC AUC and MCC on the month against its own test figures.
     The HTML report goes to <data dir>/reports/drift/<month>.html; the figures to the warehouse table
     drift_metrics (month, metric, value). The champion comes from the MLflow registry."""
-    from crime_assets.monitoring import drift
-    from crime_assets.model.features import incident_rows
-
     started = time.perf_counter()
     window = window_of(context)
     model = load_champion(mlflow)

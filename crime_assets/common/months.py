@@ -60,6 +60,12 @@ class MonthWindow:
         return keys
 
     @property
+    def bounds(self) -> dict[str, str]:
+        """The first and last month keys, as the ``$first`` / ``$last`` parameters of a query."""
+        keys = self.keys
+        return {"first": keys[0], "last": keys[-1]}
+
+    @property
     def label(self) -> str:
         keys = self.keys
         return keys[0] if len(keys) == 1 else f"{keys[0]}...{keys[-1]}"

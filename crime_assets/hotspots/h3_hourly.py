@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import duckdb
 
 from crime_assets.hotspots.crime_categories import CATEGORY_NAMES
-from crime_assets.hotspots.h3_stats import add_parent_rows, primary_types_frame, replace_window
+from crime_assets.hotspots.h3_stats import add_parent_rows, primary_types_frame, replace_window, rows_by_resolution
 from crime_assets.common.h3cells import register_macros
 from crime_assets.common.months import MonthWindow
 from crime_assets.common.schema import Column
@@ -44,14 +44,13 @@ class HourlyCountsSummary:
 def build_hourly_counts(con: duckdb.DuckDBPyConnection, window: MonthWindow) -> HourlyCountsSummary:
     """Replace the window's months of h3_hourly_counts (see the module docstring)."""
     register_macros(con)
-    bounds = {"first": window.keys[0], "last": window.keys[-1]}
     types = con.execute("SELECT DISTINCT primary_type FROM incidents_enriched WHERE month BETWEEN $first AND $last",
-                        bounds).fetchall()
+                        window.bounds).fetchall()
     frame = primary_types_frame(row[0] for row in types)
     frame["category"] = [CATEGORY_NAMES[i] for i in frame["category_id"]]
     try:
         con.register("h3_types", frame)
-        con.execute(sql("h3_hourly_rows"), bounds)
+        con.execute(sql("h3_hourly_rows"), window.bounds)
         add_parent_rows(con, "h3_hourly_rows", ("day", "hour", "type_id"), ("incidents", "arrests"))
         replace_window(con, HOURLY_COUNTS_TABLE, H3_HOURLY_COUNTS, """
             SELECT r.month, r.day, r.hour, r.resolution, h3_hex(r.cell) AS h3_cell, t.primary_type, t.category,
@@ -60,7 +59,5 @@ def build_hourly_counts(con: duckdb.DuckDBPyConnection, window: MonthWindow) -> 
     finally:
         con.unregister("h3_types")
         con.execute("DROP TABLE IF EXISTS h3_hourly_rows")
-    by_resolution = dict(con.execute(
-        f"SELECT resolution, count(*) FROM {HOURLY_COUNTS_TABLE} WHERE month BETWEEN $first AND $last"
-        " GROUP BY resolution ORDER BY resolution", bounds).fetchall())
+    by_resolution = rows_by_resolution(con, HOURLY_COUNTS_TABLE, window)
     return HourlyCountsSummary(sum(by_resolution.values()), by_resolution)

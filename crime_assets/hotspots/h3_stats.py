@@ -113,10 +113,6 @@ class ConfidenceRule(BaseModel, frozen=True):
         default=0.3, gt=0.0, le=1.0, description="Flag cells whose Wilson 95% interval is wider than this (upper - lower)")
 
 
-def _bounds(window: MonthWindow) -> dict[str, str]:
-    return {"first": window.keys[0], "last": window.keys[-1]}
-
-
 def wilson_interval(arrests: int, incidents: int, z: float = Z_95) -> tuple[float, float]:
     """The Wilson score interval of arrests / incidents, computed by the SQL the tables use."""
     with duckdb.connect() as con:
@@ -194,12 +190,17 @@ def add_parent_rows(con: duckdb.DuckDBPyConnection, table: str, keys: tuple[str,
 def replace_window(con: duckdb.DuckDBPyConnection, table: str, columns: tuple[Column, ...], select_sql: str,
                    window: MonthWindow, params: dict | None = None) -> None:
     """Replace the window's months of ``table`` by the rows of ``select_sql``, in one transaction."""
-    bounds = _bounds(window)
     names = ", ".join(c.name for c in columns)
     con.execute(create_table_sql(table, columns))
     with transaction(con):
-        con.execute(f"DELETE FROM {table} WHERE month BETWEEN $first AND $last", bounds)
+        con.execute(f"DELETE FROM {table} WHERE month BETWEEN $first AND $last", window.bounds)
         con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM ({select_sql})", params or {})
+
+
+def rows_by_resolution(con: duckdb.DuckDBPyConnection, table: str, window: MonthWindow) -> dict[int, int]:
+    """The window's rows of ``table`` per H3 resolution."""
+    return dict(con.execute(f"SELECT resolution, count(*) FROM {table} WHERE month BETWEEN $first AND $last"
+                            " GROUP BY resolution ORDER BY resolution", window.bounds).fetchall())
 
 
 def _category_counts_sql() -> str:
@@ -230,10 +231,10 @@ def build_monthly_stats(con: duckdb.DuckDBPyConnection, window: MonthWindow,
     """Replace the window's months of h3_monthly_stats (formulas: module docstring)."""
     register_macros(con)
     types = con.execute("SELECT DISTINCT primary_type FROM incidents_enriched WHERE month BETWEEN $first AND $last",
-                        _bounds(window)).fetchall()
+                        window.bounds).fetchall()
     try:
         con.register("h3_types", primary_types_frame(row[0] for row in types))
-        con.execute(sql("h3_cell_types"), _bounds(window))
+        con.execute(sql("h3_cell_types"), window.bounds)
         add_parent_rows(con, "h3_cell_types", ("type_id", "category_id"), ("incidents", "arrests", "domestic_incidents"))
         con.execute(sql("h3_cell_totals").replace("CATEGORY_COUNTS", _category_counts_sql()))
         totals = con.execute("SELECT month, cell, incidents, arrests FROM h3_cell_totals ORDER BY month, cell").fetchnumpy()
@@ -252,13 +253,12 @@ def build_monthly_stats(con: duckdb.DuckDBPyConnection, window: MonthWindow,
 
 
 def _stats_summary(con: duckdb.DuckDBPyConnection, window: MonthWindow) -> MonthlyStatsSummary:
-    bounds = _bounds(window)
     per_resolution = con.execute(
         f"SELECT resolution, count(*), avg(is_low_confidence::INTEGER) FROM {MONTHLY_STATS_TABLE}"
-        " WHERE month BETWEEN $first AND $last GROUP BY resolution ORDER BY resolution", bounds).fetchall()
+        " WHERE month BETWEEN $first AND $last GROUP BY resolution ORDER BY resolution", window.bounds).fetchall()
     by_month = con.execute(
         f"SELECT month, sum(incidents)::BIGINT, sum(arrests)::BIGINT, count(*) FROM {MONTHLY_STATS_TABLE}"
-        " WHERE month BETWEEN $first AND $last AND resolution = 8 GROUP BY month ORDER BY month", bounds).fetchall()
+        " WHERE month BETWEEN $first AND $last AND resolution = 8 GROUP BY month ORDER BY month", window.bounds).fetchall()
     return MonthlyStatsSummary(
         rows=sum(r[1] for r in per_resolution),
         cells_by_resolution={r: n for r, n, _ in per_resolution},
@@ -279,21 +279,18 @@ def build_daily_counts(con: duckdb.DuckDBPyConnection, window: MonthWindow) -> D
     """Replace the window's months of h3_daily_counts: incidents and arrests per cell per day."""
     register_macros(con)
     try:
-        con.execute(sql("h3_daily_rows"), _bounds(window))
+        con.execute(sql("h3_daily_rows"), window.bounds)
         add_parent_rows(con, "h3_daily_rows", ("day",), ("incidents", "arrests"))
         replace_window(con, DAILY_COUNTS_TABLE, H3_DAILY_COUNTS,
                        "SELECT month, day, resolution, h3_hex(cell) AS h3_cell, incidents, arrests FROM h3_daily_rows",
                        window)
     finally:
         con.execute("DROP TABLE IF EXISTS h3_daily_rows")
-    bounds = _bounds(window)
-    by_resolution = dict(con.execute(
-        f"SELECT resolution, count(*) FROM {DAILY_COUNTS_TABLE} WHERE month BETWEEN $first AND $last"
-        " GROUP BY resolution ORDER BY resolution", bounds).fetchall())
+    by_resolution = rows_by_resolution(con, DAILY_COUNTS_TABLE, window)
     days, busiest = con.execute(
         f"SELECT count(*), arg_max(struct_pack(day, incidents), incidents) FROM ("
         f" SELECT day, sum(incidents) AS incidents FROM {DAILY_COUNTS_TABLE}"
-        "  WHERE month BETWEEN $first AND $last AND resolution = 6 GROUP BY day)", bounds).fetchone()
+        "  WHERE month BETWEEN $first AND $last AND resolution = 6 GROUP BY day)", window.bounds).fetchone()
     return DailyCountsSummary(sum(by_resolution.values()), days, by_resolution,
                               (busiest["day"], busiest["incidents"]) if busiest else None)
 
@@ -311,10 +308,10 @@ def build_cell_labels(con: duckdb.DuckDBPyConnection, window: MonthWindow) -> Ce
     register_macros(con)
     names = pd.DataFrame({"community_area": list(COMMUNITY_AREAS), "name": list(COMMUNITY_AREAS.values())})
     try:
-        con.execute(sql("h3_blocks"), _bounds(window))
-        con.execute(sql("h3_label_blocks"), _bounds(window))
+        con.execute(sql("h3_blocks"), window.bounds)
+        con.execute(sql("h3_label_blocks"), window.bounds)
         add_parent_rows(con, "h3_label_blocks", ("block_id",), ("n",))
-        con.execute(sql("h3_label_areas"), _bounds(window))
+        con.execute(sql("h3_label_areas"), window.bounds)
         add_parent_rows(con, "h3_label_areas", ("district", "beat", "ward", "community_area"), ("n",))
         con.register("community_area_names", names)
         replace_window(con, CELL_LABELS_TABLE, H3_CELL_LABELS, sql("h3_cell_labels"), window)
@@ -322,14 +319,14 @@ def build_cell_labels(con: duckdb.DuckDBPyConnection, window: MonthWindow) -> Ce
         con.unregister("community_area_names")
         con.execute("DROP TABLE IF EXISTS h3_label_blocks; DROP TABLE IF EXISTS h3_label_areas;"
                     " DROP TABLE IF EXISTS h3_blocks")
-    bounds = _bounds(window)
     rows, labelled = con.execute(
         f"SELECT count(*), avg((top_block IS NOT NULL AND community_area_name IS NOT NULL"
         f" AND district IS NOT NULL)::INTEGER) FROM {CELL_LABELS_TABLE} WHERE month BETWEEN $first AND $last",
-        bounds).fetchone()
+        window.bounds).fetchone()
     examples = con.execute(
         f"SELECT month, h3_cell, incidents, label FROM {CELL_LABELS_TABLE}"
-        " WHERE month = $last AND resolution = 8 ORDER BY incidents DESC, h3_cell LIMIT 5", {"last": bounds["last"]}).fetchall()
+        " WHERE month = $last AND resolution = 8 ORDER BY incidents DESC, h3_cell LIMIT 5",
+        {"last": window.keys[-1]}).fetchall()
     return CellLabelsSummary(rows, round(labelled or 0.0, 4), examples)
 
 
@@ -355,7 +352,7 @@ def count_conservation_violations(con: duckdb.DuckDBPyConnection, window: MonthW
                coalesce(c.incidents, 0), coalesce(e.incidents, 0), coalesce(c.arrests, 0), coalesce(e.arrests, 0)
         FROM expected AS e FULL JOIN cells AS c USING (month, resolution)
         WHERE coalesce(c.incidents, 0) <> coalesce(e.incidents, 0) OR coalesce(c.arrests, 0) <> coalesce(e.arrests, 0)
-        ORDER BY 1, 2""", _bounds(window)).fetchall()
+        ORDER BY 1, 2""", window.bounds).fetchall()
 
 
 def parent_sum_violations(con: duckdb.DuckDBPyConnection, window: MonthWindow, limit: int = 20) -> tuple[int, list[tuple]]:
@@ -377,14 +374,14 @@ def parent_sum_violations(con: duckdb.DuckDBPyConnection, window: MonthWindow, l
         FROM (SELECT * FROM stats WHERE resolution < {max(H3_RESOLUTIONS)}) AS p
         FULL JOIN children AS c USING (month, resolution, h3_cell)
         WHERE p.h3_cell IS NULL OR c.h3_cell IS NULL OR p.incidents <> c.incidents OR p.arrests <> c.arrests
-        ORDER BY month, resolution, h3_cell""", _bounds(window)).fetchall()
+        ORDER BY month, resolution, h3_cell""", window.bounds).fetchall()
     register_macros(con)
     bad = con.execute(f"""
         SELECT month, resolution, h3_cell, 'parent_cell ' || coalesce(parent_cell, 'NULL') || ' is not the H3 parent'
         FROM {MONTHLY_STATS_TABLE}
         WHERE month BETWEEN $first AND $last AND resolution > {min(H3_RESOLUTIONS)}
           AND parent_cell IS DISTINCT FROM h3_hex(h3_parent_bits(h3_bits(h3_cell), resolution - 1))
-        ORDER BY month, resolution, h3_cell""", _bounds(window)).fetchall()
+        ORDER BY month, resolution, h3_cell""", window.bounds).fetchall()
     found = rows + bad
     return len(found), found[:limit]
 
@@ -400,8 +397,8 @@ def rate_bound_violations(con: duckdb.DuckDBPyConnection, window: MonthWindow, l
     ])
     query = (f"SELECT month, resolution, h3_cell, arrest_rate, arrest_rate_lower, arrest_rate_upper, pooled_arrest_rate"
              f" FROM {MONTHLY_STATS_TABLE} WHERE month BETWEEN $first AND $last AND ({condition})")
-    count = con.execute(f"SELECT count(*) FROM ({query})", _bounds(window)).fetchone()[0]
-    return count, con.execute(f"{query} ORDER BY month, resolution, h3_cell LIMIT {int(limit)}", _bounds(window)).fetchall()
+    count = con.execute(f"SELECT count(*) FROM ({query})", window.bounds).fetchone()[0]
+    return count, con.execute(f"{query} ORDER BY month, resolution, h3_cell LIMIT {int(limit)}", window.bounds).fetchall()
 
 
 def label_coverage_violations(con: duckdb.DuckDBPyConnection, window: MonthWindow) -> list[tuple]:
@@ -411,7 +408,7 @@ def label_coverage_violations(con: duckdb.DuckDBPyConnection, window: MonthWindo
     duplicates = con.execute(
         f"SELECT month, resolution, (count(*) - count(DISTINCT h3_cell)) || ' cells labelled more than once'"
         f" FROM {CELL_LABELS_TABLE} WHERE month BETWEEN $first AND $last GROUP BY ALL"
-        " HAVING count(*) > count(DISTINCT h3_cell) ORDER BY 1, 2", _bounds(window)).fetchall()
+        " HAVING count(*) > count(DISTINCT h3_cell) ORDER BY 1, 2", window.bounds).fetchall()
     sums = [(month, resolution, f"labelled cells hold {cells} incidents, the month has {truth} geolocated")
             for month, resolution, cells, truth, _, _ in
             count_conservation_violations(con, window, CELL_LABELS_TABLE, with_arrests=False)]

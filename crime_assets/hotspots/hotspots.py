@@ -226,7 +226,7 @@ def _with_top(con: duckdb.DuckDBPyConnection, window: MonthWindow, summaries: li
     rows = con.execute(
         f"SELECT month, rank, h3_cell, label, incidents, baseline_mean, p_value FROM {HOTSPOTS_TABLE}"
         " WHERE month BETWEEN $first AND $last AND rank <= $n ORDER BY month, rank",
-        {"first": window.keys[0], "last": window.keys[-1], "n": limit}).fetchall()
+        {**window.bounds, "n": limit}).fetchall()
     top: dict[str, list[tuple]] = {}
     for month, *rest in rows:
         top.setdefault(month, []).append(tuple(rest))
@@ -236,7 +236,7 @@ def _with_top(con: duckdb.DuckDBPyConnection, window: MonthWindow, summaries: li
 def map_inputs(con: duckdb.DuckDBPyConnection, window: MonthWindow, resolution: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """What the maps draw: every cell of the window's months at ``resolution`` (month, h3_cell, incidents,
     arrests, pooled_incidents, pooled_arrest_rate) and the hotspots found there (month, h3_cell, rank)."""
-    bounds = {"first": window.keys[0], "last": window.keys[-1], "r": resolution}
+    bounds = {**window.bounds, "r": resolution}
     cells = con.execute(
         f"SELECT month, h3_cell, incidents, arrests, pooled_incidents, pooled_arrest_rate FROM {MONTHLY_STATS_TABLE}"
         " WHERE month BETWEEN $first AND $last AND resolution = $r", bounds).df()
@@ -251,7 +251,7 @@ def hotspot_resolution(con: duckdb.DuckDBPyConnection, window: MonthWindow) -> i
     row = con.execute(
         f"SELECT resolution FROM {HOTSPOTS_TABLE} WHERE month BETWEEN $first AND $last"
         " GROUP BY resolution ORDER BY count(*) DESC, resolution LIMIT 1",
-        {"first": window.keys[0], "last": window.keys[-1]}).fetchone()
+        window.bounds).fetchone()
     return None if row is None else int(row[0])
 
 
@@ -261,4 +261,4 @@ def hotspots_missing_from_stats(con: duckdb.DuckDBPyConnection, window: MonthWin
         f"SELECT h.month, h.resolution, h.h3_cell FROM {HOTSPOTS_TABLE} AS h"
         f" ANTI JOIN {MONTHLY_STATS_TABLE} AS s USING (month, resolution, h3_cell)"
         " WHERE h.month BETWEEN $first AND $last ORDER BY 1, 2, 3",
-        {"first": window.keys[0], "last": window.keys[-1]}).fetchall()
+        window.bounds).fetchall()

@@ -32,12 +32,8 @@ class Gate:
     details: dict = field(default_factory=dict)
 
 
-def _bounds(window: MonthWindow) -> dict:
-    return {"first": window.keys[0], "last": window.keys[-1]}
-
-
 def _per_month(con, sql: str, window: MonthWindow) -> dict[str, tuple]:
-    return {row[0]: row[1:] for row in con.execute(sql, _bounds(window)).fetchall()}
+    return {row[0]: row[1:] for row in con.execute(sql, window.bounds).fetchall()}
 
 
 def raw_incident_gates(con: duckdb.DuckDBPyConnection, window: MonthWindow, t: Thresholds) -> list[Gate]:
@@ -63,13 +59,13 @@ def columns_and_types(con, table: str, expected) -> Gate:
 def ids_are_unique(con, window: MonthWindow) -> Gate:
     within = con.execute(
         "SELECT count(*) - count(DISTINCT id) FROM raw_incidents WHERE month BETWEEN $first AND $last",
-        _bounds(window)).fetchall()[0][0]
+        window.bounds).fetchall()[0][0]
     # A record re-dated into another month would otherwise live on in its old month too.
     across = con.execute(
         """SELECT count(*) FROM raw_incidents AS r
            WHERE r.month BETWEEN $first AND $last
              AND r.id IN (SELECT id FROM raw_incidents WHERE month NOT BETWEEN $first AND $last)""",
-        _bounds(window)).fetchall()[0][0]
+        window.bounds).fetchall()[0][0]
     return Gate("ids_are_unique", within == 0 and across == 0,
                 f"{within} duplicate ids within the months, {across} also stored under another month",
                 {"duplicates_within": within, "duplicates_in_other_months": across})
@@ -122,7 +118,7 @@ def quarantine_share_below_threshold(con, window: MonthWindow, t: Thresholds) ->
     counts = _month_counts(con, window)
     quarantined = dict(con.execute(
         "SELECT month, count(*) FROM raw_incidents_quarantine WHERE month BETWEEN $first AND $last GROUP BY month",
-        _bounds(window)).fetchall())
+        window.bounds).fetchall())
     shares = {m: round(quarantined.get(m, 0) / max(quarantined.get(m, 0) + counts.get(m, 0), 1), 4) for m in window.keys}
     over = {m: s for m, s in shares.items() if s > t.max_quarantine_share}
     return Gate("quarantine_share_below_threshold", not over,

@@ -21,7 +21,11 @@ from crime_assets.model.features import FEATURES_TABLE
 from crime_assets.model.params import TrainingParams
 
 BACKTEST_TABLE = "model_backtest"
-FOLD_METRICS = ("roc_auc", "pr_auc", "mcc", "f1", "precision", "recall", "brier", "log_loss", "threshold")
+FOLD_METRICS = {
+    "roc_auc": "ROC AUC", "pr_auc": "Average precision", "mcc": "Matthews correlation at the threshold",
+    "f1": "F1 at the threshold", "precision": "Precision at the threshold", "recall": "Recall at the threshold",
+    "brier": "Brier score", "log_loss": "Log loss", "threshold": "Decision threshold (max MCC on validation)",
+}
 BACKTEST_COLUMNS = (
     Column("test_month", "VARCHAR", "The month the fold is judged on"),
     Column("train_first", "VARCHAR", "First training month"),
@@ -29,10 +33,7 @@ BACKTEST_COLUMNS = (
     Column("validation", "VARCHAR", "Validation month(s) (early stopping, threshold)"),
     Column("rows", "BIGINT", "Incidents in the test month"),
     Column("arrest_rate", "DOUBLE", "Observed arrest rate in the test month"),
-    *(Column(m, "DOUBLE", d) for m, d in (
-        ("roc_auc", "ROC AUC"), ("pr_auc", "Average precision"), ("mcc", "Matthews correlation at the threshold"),
-        ("f1", "F1 at the threshold"), ("precision", "Precision at the threshold"), ("recall", "Recall at the threshold"),
-        ("brier", "Brier score"), ("log_loss", "Log loss"), ("threshold", "Decision threshold (max MCC on validation)"))),
+    *(Column(metric, "DOUBLE", description) for metric, description in FOLD_METRICS.items()),
     Column("best_iteration", "INTEGER", "Boosting rounds kept (early stopping)"),
     Column("seconds", "DOUBLE", "Time to fit and score the fold"),
 )

@@ -40,7 +40,12 @@ from crime_assets.model.training import TrainingResult
 
 CHALLENGER, CHAMPION = "challenger", "champion"
 BUNDLE = "arrest_model"  # the pyfunc artifact key holding the ArrestModel folder
-DEFAULT_EXPERIMENT = "arrest_model"
+# The signature's type of each raw field, and the pandas dtype of the non-text ones in the input example.
+INPUT_TYPES = {"id": "long", "case_number": "string", "occurred_at": "datetime", "primary_type": "string",
+               "iucr": "string", "domestic": "boolean", "block": "string", "location_description": "string",
+               "fbi_code": "string", "beat": "long", "district": "long", "ward": "long", "community_area": "long",
+               "latitude": "double", "longitude": "double"}
+_PANDAS_TYPES = {"long": "int64", "boolean": "bool", "double": "float64"}
 
 
 @dataclass(frozen=True)
@@ -49,7 +54,7 @@ class MlflowTarget:
 
     tracking_uri: str
     artifact_location: str | None = None
-    experiment: str = DEFAULT_EXPERIMENT
+    experiment: str = "arrest_model"
 
 
 @dataclass(frozen=True)
@@ -146,11 +151,7 @@ def signature():
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
-    types = {"id": "long", "case_number": "string", "occurred_at": "datetime", "primary_type": "string",
-             "iucr": "string", "domestic": "boolean", "block": "string", "location_description": "string",
-             "fbi_code": "string", "beat": "long", "district": "long", "ward": "long", "community_area": "long",
-             "latitude": "double", "longitude": "double"}
-    inputs = Schema([ColSpec(types[name], name, required=name in REQUIRED_FIELDS) for name in MODEL_FIELDS])
+    inputs = Schema([ColSpec(INPUT_TYPES[name], name, required=name in REQUIRED_FIELDS) for name in MODEL_FIELDS])
     outputs = Schema([ColSpec("double", "arrest_probability"), ColSpec("boolean", "arrest_predicted")])
     return ModelSignature(inputs=inputs, outputs=outputs)
 
@@ -158,9 +159,7 @@ def signature():
 def input_example(incidents: pd.DataFrame, rows: int = 5) -> pd.DataFrame:
     """A few complete raw records in the signature's types."""
     complete = incidents[list(MODEL_FIELDS)].dropna().head(rows).reset_index(drop=True)
-    return complete.astype({"id": "int64", "beat": "int64", "district": "int64", "ward": "int64",
-                            "community_area": "int64", "domestic": "bool", "latitude": "float64",
-                            "longitude": "float64"})
+    return complete.astype({name: _PANDAS_TYPES[kind] for name, kind in INPUT_TYPES.items() if kind in _PANDAS_TYPES})
 
 
 def pip_requirements() -> list[str]:
@@ -420,14 +419,12 @@ class GateVerdict:
 
 
 def record_gate_verdict(tracking_uri: str, name: str, version: str, decision: PromotionDecision,
-                        against: str | None) -> GateVerdict:
-    verdict = GateVerdict(decision.promote, decision.summary(), against, decision.rows)
+                        against: str | None) -> None:
     client = client_for(tracking_uri)
-    tags = {GATE_TAG: "passed" if verdict.passed else "failed", f"{GATE_TAG}_summary": verdict.summary[:4000],
-            f"{GATE_TAG}_champion": against or "none", f"{GATE_TAG}_figures": json.dumps(verdict.rows)}
+    tags = {GATE_TAG: "passed" if decision.promote else "failed", f"{GATE_TAG}_summary": decision.summary()[:4000],
+            f"{GATE_TAG}_champion": against or "none", f"{GATE_TAG}_figures": json.dumps(decision.rows)}
     for key, value in tags.items():
         client.set_model_version_tag(name, str(version), key, value)
-    return verdict
 
 
 def gate_verdict(tracking_uri: str, name: str, version: str) -> GateVerdict | None:

@@ -25,7 +25,7 @@ from crime_assets.model.features import CATEGORICAL_FEATURES, FEATURE_NAMES
 from crime_assets.model.params import TrainingParams
 from crime_assets.model.report_clock import ReportClock
 from crime_assets.model.metrics import (
-    auc_by_group, best_mcc_threshold, calibration_table, classification_metrics,
+    HEADLINE, auc_by_group, best_mcc_threshold, calibration_table, classification_metrics,
 )
 from crime_assets.common.months import MonthWindow, parse_month, shift_month
 
@@ -42,10 +42,10 @@ class SplitPlan:
     def ending(cls, end_month: str, window_months: int = 12, validation_months: int = 1,
                test_months: int = 1) -> SplitPlan:
         """The plan whose last test month is ``end_month``."""
-        for name, value, low in (("window_months", window_months, 1), ("validation_months", validation_months, 1),
-                                 ("test_months", test_months, 1)):
-            if value < low:
-                raise ValueError(f"{name} must be at least {low}, got {value}")
+        for name, value in (("window_months", window_months), ("validation_months", validation_months),
+                            ("test_months", test_months)):
+            if value < 1:
+                raise ValueError(f"{name} must be at least 1, got {value}")
         parse_month(end_month)
         test = tuple(shift_month(end_month, -k) for k in range(test_months - 1, -1, -1))
         validation = tuple(shift_month(test[0], -k) for k in range(validation_months, 0, -1))
@@ -183,12 +183,11 @@ def fit_booster(X_train, y_train, X_val, y_val, params: TrainingParams,
                 feature_names: Sequence[str] | None = None, feature_types=None,
                 enable_categorical: bool = False) -> tuple[xgb.Booster, int]:
     """Boost until the validation log loss stops improving; returns the booster cut at its best round."""
-    train = xgb.DMatrix(X_train, label=y_train, feature_names=list(feature_names) if feature_names else None,
-                        feature_types=feature_types, enable_categorical=enable_categorical, nthread=params.nthread)
-    valid = xgb.DMatrix(X_val, label=y_val, feature_names=list(feature_names) if feature_names else None,
-                        feature_types=feature_types, enable_categorical=enable_categorical, nthread=params.nthread)
-    booster = xgb.train(params.booster_params(), train, num_boost_round=params.max_rounds,
-                        evals=[(valid, "validation")], early_stopping_rounds=params.early_stopping_rounds,
+    def matrix(X, y):
+        return xgb.DMatrix(X, label=y, feature_names=list(feature_names) if feature_names else None,
+                           feature_types=feature_types, enable_categorical=enable_categorical, nthread=params.nthread)
+    booster = xgb.train(params.booster_params(), matrix(X_train, y_train), num_boost_round=params.max_rounds,
+                        evals=[(matrix(X_val, y_val), "validation")], early_stopping_rounds=params.early_stopping_rounds,
                         verbose_eval=False)
     best = int(booster.best_iteration)
     return booster[: best + 1], best
@@ -227,9 +226,9 @@ def train_arrest_model(
     X_train = encode_feature_rows(train_rows, categories)
     y_train = train_rows["arrest"].to_numpy(dtype=np.float32)
     # Validation features exactly as the packaged model builds them, one month per batch.
-    X_val = np.concatenate([model.matrix(part) for _, part in validation_incidents.groupby("month", sort=True)])
-    y_val = np.concatenate([part["arrest"].to_numpy(dtype=np.float32)
-                            for _, part in validation_incidents.groupby("month", sort=True)])
+    months = [part for _, part in validation_incidents.groupby("month", sort=True)]
+    X_val = np.concatenate([model.matrix(part) for part in months])
+    y_val = np.concatenate([part["arrest"].to_numpy(dtype=np.float32) for part in months])
     seconds["features"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -251,8 +250,7 @@ def train_arrest_model(
     model.info.update({
         "train_months": list(plan.train), "validation_months": list(plan.validation), "test_months": list(plan.test),
         "best_iteration": best, "threshold": model.threshold,
-        "test_metrics": {k: test.metrics[k] for k in ("roc_auc", "pr_auc", "mcc", "f1", "precision", "recall",
-                                                       "brier", "log_loss")},
+        "test_metrics": {k: test.metrics[k] for k in HEADLINE},
         "params": params.values(),
     })
     return TrainingResult(model, plan, params, best, validation, test, importance, seconds)

@@ -33,6 +33,7 @@ from pydantic import BaseModel, Field
 from crime_assets.model.features import (
     CATEGORICAL_FEATURES, FEATURE_NAMES, FEATURES_TABLE, check_version, read_features,
 )
+from crime_assets.common.schema import Column, create_table_sql
 from crime_assets.common.sql import transaction
 
 if TYPE_CHECKING:
@@ -40,8 +41,13 @@ if TYPE_CHECKING:
 
 SCORE = "arrest_probability"  # the champion's P(arrest) column in the compared frames
 TARGET = "arrest"             # the label column (0/1)
-CAUSES = ("feature_drift", "score_drift", "target_drift", "quality_drop")
 DRIFT_TABLE = "drift_metrics"
+DRIFT_COLUMNS = (
+    Column("month", "VARCHAR", "The judged month (YYYY-MM)"),
+    Column("metric", "VARCHAR", "rows, drifted_share, score_psi, arrest_rate, arrest_rate_reference, "
+                                "target_p_value, roc_auc, mcc, champion_test_roc_auc, ..."),
+    Column("value", "DOUBLE", "Its value for the month"),
+)
 
 
 class DriftThresholds(BaseModel, frozen=True):
@@ -105,15 +111,9 @@ class DriftSummary:
         if self.target:
             out |= {"arrest_rate_reference": self.target.rate_reference, "arrest_rate": self.target.rate_current,
                     "target_p_value": self.target.p_value}
-        if self.score_psi is not None:
-            out["score_psi"] = self.score_psi
-        if self.score_drift_score is not None:
-            out["score_drift_score"] = self.score_drift_score
+        out |= {"score_psi": self.score_psi, "score_drift_score": self.score_drift_score}
         for key in ("roc_auc", "mcc"):
-            if key in self.quality:
-                out[key] = self.quality[key]
-            if key in self.champion:
-                out[f"champion_test_{key}"] = self.champion[key]
+            out |= {key: self.quality.get(key), f"champion_test_{key}": self.champion.get(key)}
         return {k: float(v) for k, v in out.items() if v is not None and np.isfinite(v)}
 
     def to_dict(self) -> dict[str, Any]:
@@ -324,7 +324,7 @@ def read_month(con: duckdb.DuckDBPyConnection, month: str) -> pd.DataFrame:
 
 def write_metrics(con: duckdb.DuckDBPyConnection, month: str, metrics: Mapping[str, float]) -> None:
     """Replace the month's rows of drift_metrics (month, metric, value)."""
-    con.execute(f"CREATE TABLE IF NOT EXISTS {DRIFT_TABLE} (month VARCHAR, metric VARCHAR, value DOUBLE)")
+    con.execute(create_table_sql(DRIFT_TABLE, DRIFT_COLUMNS))
     with transaction(con):
         con.execute(f"DELETE FROM {DRIFT_TABLE} WHERE month = $month", {"month": month})
         if metrics:

@@ -22,39 +22,43 @@ GROUP = "hotspots"
 KINDS = {"duckdb", "h3"}
 
 
-def _table_metadata(columns, table: str) -> dict:
-    return {"dagster/column_schema": column_schema(columns), "dagster/table_name": f"warehouse.{table}",
-            "partition_expr": "month"}
+def _gold_table(table: str, columns, checks: dict[str, str], blocking: bool, deps=("incidents_enriched",)):
+    """``monthly_warehouse_asset`` for the asset named after ``table``: group, kinds, schema, and its checks."""
+    return monthly_warehouse_asset(
+        group_name=GROUP, kinds=KINDS, deps=list(deps),
+        metadata={"dagster/column_schema": column_schema(columns), "dagster/table_name": f"warehouse.{table}",
+                  "partition_expr": "month"},
+        check_specs=[dg.AssetCheckSpec(name, asset=table, blocking=blocking, description=text)
+                     for name, text in checks.items()])
 
 
-def _check(name: str, passed: bool, description: str, rows: list[tuple] | None = None, header=None,
-           **metadata) -> dg.AssetCheckResult:
-    """A check result whose metadata names the run's months and shows the first offending rows."""
+CONSERVATION_HEADER = ["month", "resolution", "cell incidents", "geolocated", "cell arrests", "arrests"]
+
+
+def _check(name: str, window, count: int, found: str, rows: list[tuple], header: list[str]) -> dg.AssetCheckResult:
+    """Passed when ``count`` is 0; the metadata names the run's months and shows the first offending rows."""
+    metadata = {"months": window.label}
     if rows:
         metadata["first_violations"] = markdown_table(header, rows[:20])
-    return dg.AssetCheckResult(check_name=name, passed=passed, description=description, metadata=metadata)
+    return dg.AssetCheckResult(check_name=name, passed=count == 0, description=f"{window.label}: {count} {found}",
+                               metadata=metadata)
+
+
+def _per_resolution(counts: dict[int, object]) -> dg.JsonMetadataValue:
+    return dg.MetadataValue.json({f"r{r}": n for r, n in counts.items()})
 
 
 class H3MonthlyStatsConfig(dg.Config, ConfidenceRule):
     """When a cell's arrest rate is flagged as low-confidence (is_low_confidence)."""
 
 
-@monthly_warehouse_asset(
-    group_name=GROUP,
-    kinds=KINDS,
-    deps=["incidents_enriched"],
-    metadata=_table_metadata(H3_MONTHLY_STATS, MONTHLY_STATS_TABLE),
-    check_specs=[
-        dg.AssetCheckSpec("cells_sum_to_geolocated_incidents", asset="h3_monthly_stats", blocking=True,
-                          description="At every resolution 6-10 the cells' incidents and arrests sum to the "
-                                      "month's geolocated incidents and arrests in incidents_enriched."),
-        dg.AssetCheckSpec("children_sum_to_parent", asset="h3_monthly_stats", blocking=True,
-                          description="Each cell's children (one resolution finer) sum to its incidents and "
-                                      "arrests, and every parent_cell is the H3 parent."),
-        dg.AssetCheckSpec("rates_within_bounds", asset="h3_monthly_stats", blocking=True,
-                          description="Every rate, share and Wilson bound is in [0, 1], with lower <= rate <= upper."),
-    ],
-)
+@_gold_table(MONTHLY_STATS_TABLE, H3_MONTHLY_STATS, blocking=True, checks={
+    "cells_sum_to_geolocated_incidents": "At every resolution 6-10 the cells' incidents and arrests sum to the "
+                                         "month's geolocated incidents and arrests in incidents_enriched.",
+    "children_sum_to_parent": "Each cell's children (one resolution finer) sum to its incidents and arrests, "
+                              "and every parent_cell is the H3 parent.",
+    "rates_within_bounds": "Every rate, share and Wilson bound is in [0, 1], with lower <= rate <= upper.",
+})
 def h3_monthly_stats(context: dg.AssetExecutionContext, config: H3MonthlyStatsConfig,
                      warehouse: Warehouse) -> dg.MaterializeResult:
     """Incidents, arrests and arrest rates per month, H3 resolution (6-10) and cell with incidents.
@@ -78,40 +82,29 @@ def h3_monthly_stats(context: dg.AssetExecutionContext, config: H3MonthlyStatsCo
             "months": window.label,
             "geolocated_incidents": summary.incidents,
             "arrest_rate": round(summary.arrest_rate, 4),
-            "cells_by_resolution": dg.MetadataValue.json({f"r{r}": n for r, n in summary.cells_by_resolution.items()}),
-            "low_confidence_share_by_resolution": dg.MetadataValue.json(
-                {f"r{r}": s for r, s in summary.low_confidence_share_by_resolution.items()}),
+            "cells_by_resolution": _per_resolution(summary.cells_by_resolution),
+            "low_confidence_share_by_resolution": _per_resolution(summary.low_confidence_share_by_resolution),
             "low_confidence_rule": f"incidents < {rule.min_incidents} or interval wider than {rule.max_interval_width}",
             "by_month": markdown_table(["month", "geolocated incidents", "arrests", "r8 cells"], summary.by_month),
         },
         check_results=[
-            _check("cells_sum_to_geolocated_incidents", not conservation,
-                   f"{window.label}: {len(conservation)} (month, resolution) totals differ from incidents_enriched",
-                   conservation, ["month", "resolution", "cell incidents", "geolocated", "cell arrests", "arrests"],
-                   months=window.label),
-            _check("children_sum_to_parent", parent_count == 0,
-                   f"{window.label}: {parent_count} cells whose children do not add up or whose parent is wrong",
-                   parent_rows, ["month", "resolution", "cell", "problem"], months=window.label),
-            _check("rates_within_bounds", bound_count == 0,
-                   f"{window.label}: {bound_count} rows with a rate or bound outside [0, 1] or out of order",
-                   bound_rows, ["month", "resolution", "cell", "rate", "lower", "upper", "pooled"], months=window.label),
+            _check("cells_sum_to_geolocated_incidents", window, len(conservation),
+                   "(month, resolution) totals differ from incidents_enriched", conservation, CONSERVATION_HEADER),
+            _check("children_sum_to_parent", window, parent_count,
+                   "cells whose children do not add up or whose parent is wrong",
+                   parent_rows, ["month", "resolution", "cell", "problem"]),
+            _check("rates_within_bounds", window, bound_count,
+                   "rows with a rate or bound outside [0, 1] or out of order",
+                   bound_rows, ["month", "resolution", "cell", "rate", "lower", "upper", "pooled"]),
         ],
     )
 
 
-@monthly_warehouse_asset(
-    group_name=GROUP,
-    kinds=KINDS,
-    deps=["incidents_enriched"],
-    metadata=_table_metadata(H3_DAILY_COUNTS, DAILY_COUNTS_TABLE),
-    check_specs=[
-        dg.AssetCheckSpec("daily_cells_sum_to_geolocated_incidents", asset="h3_daily_counts",
-                          description="At every resolution the month's daily cell counts sum to its geolocated "
-                                      "incidents and arrests in incidents_enriched."),
-        dg.AssetCheckSpec("hourly_cells_sum_to_geolocated_incidents", asset="h3_daily_counts",
-                          description="The same for h3_hourly_counts, written by this asset too."),
-    ],
-)
+@_gold_table(DAILY_COUNTS_TABLE, H3_DAILY_COUNTS, blocking=False, checks={
+    "daily_cells_sum_to_geolocated_incidents": "At every resolution the month's daily cell counts sum to its "
+                                               "geolocated incidents and arrests in incidents_enriched.",
+    "hourly_cells_sum_to_geolocated_incidents": "The same for h3_hourly_counts, written by this asset too.",
+})
 def h3_daily_counts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     """Incidents and arrests per H3 cell (resolutions 6-10) per day.
 
@@ -131,34 +124,24 @@ def h3_daily_counts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> 
             "dagster/row_count": summary.rows,
             "months": window.label,
             "days": summary.days,
-            "rows_by_resolution": dg.MetadataValue.json({f"r{r}": n for r, n in summary.rows_by_resolution.items()}),
+            "rows_by_resolution": _per_resolution(summary.rows_by_resolution),
             "busiest_day": busiest,
             "hourly_rows": hourly.rows,
         },
         check_results=[
-            _check("daily_cells_sum_to_geolocated_incidents", not conservation,
-                   f"{window.label}: {len(conservation)} (month, resolution) totals differ from incidents_enriched",
-                   conservation, ["month", "resolution", "cell incidents", "geolocated", "cell arrests", "arrests"],
-                   months=window.label),
-            _check("hourly_cells_sum_to_geolocated_incidents", not hourly_conservation,
-                   f"{window.label}: {len(hourly_conservation)} (month, resolution) totals of {HOURLY_COUNTS_TABLE}"
-                   " differ from incidents_enriched", hourly_conservation,
-                   ["month", "resolution", "cell incidents", "geolocated", "cell arrests", "arrests"], months=window.label),
+            _check("daily_cells_sum_to_geolocated_incidents", window, len(conservation),
+                   "(month, resolution) totals differ from incidents_enriched", conservation, CONSERVATION_HEADER),
+            _check("hourly_cells_sum_to_geolocated_incidents", window, len(hourly_conservation),
+                   f"(month, resolution) totals of {HOURLY_COUNTS_TABLE} differ from incidents_enriched",
+                   hourly_conservation, CONSERVATION_HEADER),
         ],
     )
 
 
-@monthly_warehouse_asset(
-    group_name=GROUP,
-    kinds=KINDS,
-    deps=["incidents_enriched"],
-    metadata=_table_metadata(H3_CELL_LABELS, CELL_LABELS_TABLE),
-    check_specs=[
-        dg.AssetCheckSpec("one_label_per_cell", asset="h3_cell_labels", blocking=True,
-                          description="Exactly one label row per cell with geolocated incidents, at every "
-                                      "resolution (a duplicate would duplicate hotspot rows)."),
-    ],
-)
+@_gold_table(CELL_LABELS_TABLE, H3_CELL_LABELS, blocking=True, checks={
+    "one_label_per_cell": "Exactly one label row per cell with geolocated incidents, at every resolution "
+                          "(a duplicate would duplicate hotspot rows).",
+})
 def h3_cell_labels(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     """The names a person recognises for each H3 cell (resolutions 6-10) in each month.
 
@@ -176,9 +159,8 @@ def h3_cell_labels(context: dg.AssetExecutionContext, warehouse: Warehouse) -> d
             "busiest_r8_cells": markdown_table(["month", "cell", "incidents", "label"], summary.examples),
         },
         check_results=[
-            _check("one_label_per_cell", not coverage,
-                   f"{window.label}: {len(coverage)} (month, resolution) without exactly one label per cell",
-                   coverage, ["month", "resolution", "problem"], months=window.label),
+            _check("one_label_per_cell", window, len(coverage), "(month, resolution) without exactly one label per cell",
+                   coverage, ["month", "resolution", "problem"]),
         ],
     )
 
@@ -192,17 +174,11 @@ class HotspotsConfig(dg.Config, HotspotTest):
 HOTSPOT_HISTORY = month_and_history(HotspotsConfig.model_fields["history_months"].default)
 
 
-@monthly_warehouse_asset(
-    group_name=GROUP,
-    kinds=KINDS,
-    deps=[dg.AssetDep(h3_monthly_stats, partition_mapping=HOTSPOT_HISTORY), h3_cell_labels],
-    metadata=_table_metadata(HOTSPOTS, HOTSPOTS_TABLE),
-    check_specs=[
-        dg.AssetCheckSpec("hotspot_cells_exist_in_stats", asset="hotspots",
-                          description="Every hotspot cell has a row in h3_monthly_stats for the same month "
-                                      "and resolution."),
-    ],
-)
+@_gold_table(HOTSPOTS_TABLE, HOTSPOTS, blocking=False,
+             deps=[dg.AssetDep(h3_monthly_stats, partition_mapping=HOTSPOT_HISTORY), h3_cell_labels], checks={
+    "hotspot_cells_exist_in_stats": "Every hotspot cell has a row in h3_monthly_stats for the same month and "
+                                    "resolution.",
+})
 def hotspots(context: dg.AssetExecutionContext, config: HotspotsConfig, warehouse: Warehouse) -> dg.MaterializeResult:
     """Cells whose incidents this month are anomalously high against their own trailing 12 months.
 
@@ -235,9 +211,8 @@ def hotspots(context: dg.AssetExecutionContext, config: HotspotsConfig, warehous
     return dg.MaterializeResult(
         metadata=metadata,
         check_results=[
-            _check("hotspot_cells_exist_in_stats", not missing,
-                   f"{window.label}: {len(missing)} hotspot cells without a row in h3_monthly_stats",
-                   missing, ["month", "resolution", "cell"], months=window.label),
+            _check("hotspot_cells_exist_in_stats", window, len(missing),
+                   "hotspot cells without a row in h3_monthly_stats", missing, ["month", "resolution", "cell"]),
         ],
     )
 

@@ -16,11 +16,12 @@ from typing import Optional
 import dagster as dg
 from pydantic import Field
 
-from crime_assets.model.feature_history import HISTORY_MONTHS
+from crime_assets.model.feature_history import HISTORY_MONTHS, fit_history, history_months
 from crime_assets.model.params import PromotionFloors, TrainingParams
-from crime_assets.model.backtest import BACKTEST_COLUMNS, BACKTEST_TABLE
+from crime_assets.model.backtest import BACKTEST_COLUMNS, BACKTEST_TABLE, plan_folds, run_backtest, write_backtest
 from crime_assets.model.features import (
-    ARREST_FEATURES, FEATURES_TABLE, FEATURES_VERSION, write_arrest_features,
+    ARREST_FEATURES, FEATURES_TABLE, FEATURES_VERSION, incident_rows, read_features, report_clock,
+    write_arrest_features,
 )
 from crime_assets.defs.common.metadata import column_schema, markdown_table, window_of
 from crime_assets.defs.model.resources import MlflowStore
@@ -116,9 +117,6 @@ def _available_months(con) -> list[str]:
 
 def _training_inputs(con, plan):
     """Everything a training run reads from the warehouse, read at once (the lock is released before fitting)."""
-    from crime_assets.model.feature_history import fit_history, history_months
-    from crime_assets.model.features import incident_rows, read_features, report_clock
-
     history = history_months(plan.validation[0])  # the 12 months up to the end of training
     return {
         "train_rows": read_features(con, list(plan.train)),
@@ -167,11 +165,7 @@ def arrest_model(context: dg.AssetExecutionContext, config: ArrestModelConfig, w
     with warehouse.connect() as con:
         plan = _plan(config, _available_months(con))
         inputs = _training_inputs(con, plan)
-        baseline_rows = None
-        if config.train_baseline:
-            from crime_assets.model.features import incident_rows
-
-            baseline_rows = incident_rows(con, plan.train[0], plan.train[-1])
+        baseline_rows = incident_rows(con, plan.train[0], plan.train[-1]) if config.train_baseline else None
     read_seconds = time.perf_counter() - started
     name = config.model_name or mlflow.model_name
     params = config  # ArrestModelConfig is a TrainingParams
@@ -215,7 +209,6 @@ class PromotionGateConfig(dg.Config, PromotionFloors):
                             "promotes a version that passed.")
 def challenger_clears_promotion_gate(context: dg.AssetCheckExecutionContext, config: PromotionGateConfig,
                                      arrest_model, warehouse: Warehouse, mlflow: MlflowStore) -> dg.AssetCheckResult:
-    from crime_assets.model.features import incident_rows
     from crime_assets.model.model_registry import (
         CHAMPION, alias_version, load_registered, promotion_decision, record_gate_verdict,
     )
@@ -326,7 +319,6 @@ def model_backtest(context: dg.AssetExecutionContext, config: BacktestConfig, wa
     For each test month, train on the window before its validation month(s) exactly as arrest_model does,
     test on that month, step one month. A metrics table per month (also the warehouse table model_backtest,
     and an MLflow run) and a line chart of ROC AUC, MCC, PR AUC and F1 over the months."""
-    from crime_assets.model.backtest import plan_folds, run_backtest, write_backtest
     from crime_assets.model.model_registry import tracked_run
 
     with warehouse.connect() as con:

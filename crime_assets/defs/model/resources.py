@@ -29,10 +29,10 @@ class MlflowStore(dg.ConfigurableResource):
     experiment_name: str = Field(default="arrest_model", description="MLflow experiment of the model assets")
     model_name: str = Field(description="registered model name (ARREST_MODEL_NAME)")
 
-    def target(self, experiment: str | None = None) -> MlflowTarget:
+    def target(self) -> MlflowTarget:
         from crime_assets.model.model_registry import MlflowTarget
 
-        return MlflowTarget(self.tracking_uri, self.artifact_location, experiment or self.experiment_name)
+        return MlflowTarget(self.tracking_uri, self.artifact_location, self.experiment_name)
 
 
 class ArrestModelIOManager(dg.ConfigurableIOManager):

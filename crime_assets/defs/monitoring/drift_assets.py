@@ -14,20 +14,16 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from crime_assets.monitoring.drift import DRIFT_TABLE, DriftThresholds
-from crime_assets.defs.common.metadata import markdown_table, window_of
+from crime_assets.model.features import incident_rows
+from crime_assets.monitoring import drift
+from crime_assets.monitoring.drift import DRIFT_COLUMNS, DRIFT_TABLE, DriftThresholds
+from crime_assets.defs.common.metadata import column_schema, markdown_table, window_of
 from crime_assets.defs.model.resources import MlflowStore
 from crime_assets.defs.common.partitions import monthly_warehouse_asset
 from crime_assets.defs.common.warehouse_resource import Warehouse
 
 ENOUGH_ROWS = "month_has_enough_rows"
 WITHIN_THRESHOLDS = "drift_within_thresholds"
-DRIFT_COLUMNS = dg.TableSchema(columns=[
-    dg.TableColumn("month", "VARCHAR", description="The judged month (YYYY-MM)"),
-    dg.TableColumn("metric", "VARCHAR", description="rows, drifted_share, score_psi, arrest_rate, arrest_rate_reference, "
-                                                    "target_p_value, roc_auc, mcc, champion_test_roc_auc, ..."),
-    dg.TableColumn("value", "DOUBLE", description="Its value for the month"),
-])
 
 
 class DriftReportConfig(dg.Config, DriftThresholds):
@@ -56,7 +52,7 @@ def load_champion(mlflow: MlflowStore):
     group_name="monitoring",
     kinds={"evidently", "duckdb"},
     deps=["arrest_features", "champion_model"],
-    metadata={"dagster/column_schema": DRIFT_COLUMNS, "dagster/table_name": f"warehouse.{DRIFT_TABLE}",
+    metadata={"dagster/column_schema": column_schema(DRIFT_COLUMNS), "dagster/table_name": f"warehouse.{DRIFT_TABLE}",
               "partition_expr": "month"},
     check_specs=[
         dg.AssetCheckSpec(ENOUGH_ROWS, asset="drift_report",
@@ -75,9 +71,6 @@ def drift_report(context: dg.AssetExecutionContext, config: DriftReportConfig, w
     (two-proportion test), and the champion's ROC AUC and MCC on the month against its own test figures.
     The HTML report goes to <data dir>/reports/drift/<month>.html; the figures to the warehouse table
     drift_metrics (month, metric, value). The champion comes from the MLflow registry."""
-    from crime_assets.monitoring import drift
-    from crime_assets.model.features import incident_rows
-
     started = time.perf_counter()
     window = window_of(context)
     model = load_champion(mlflow)

@@ -61,12 +61,18 @@ HOTSPOTS = (
 )
 
 
+# The longest history a test may read: the hotspots asset declares these months (its partition mapping),
+# so the graph shows all that a run reads.
+MAX_HISTORY_MONTHS = 12
+
+
 class HotspotTest(BaseModel, frozen=True):
     """Parameters of the hotspot test (see the module docstring). Also the run config of the hotspots asset."""
 
     resolution: int = Field(default=8, ge=min(H3_RESOLUTIONS), le=max(H3_RESOLUTIONS),
                             description="H3 resolution of the cells tested (6-10)")
-    history_months: int = Field(default=12, ge=1, description="Trailing months a cell's baseline is taken over")
+    history_months: int = Field(default=MAX_HISTORY_MONTHS, ge=1, le=MAX_HISTORY_MONTHS,
+                                description="Trailing months a cell's baseline is taken over (at most 12)")
     min_history_months: int = Field(
         default=3, ge=1, description="Months of history a month needs to be tested; with fewer it gets no hotspots")
     min_incidents: int = Field(default=10, ge=1, description="Cells with fewer incidents this month are not tested")

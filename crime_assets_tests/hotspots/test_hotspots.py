@@ -72,6 +72,8 @@ def test_invalid_test_parameters_are_refused():
         HotspotTest(history_months=6, min_history_months=7)
     with pytest.raises(ValueError, match="alpha"):
         HotspotTest(alpha=1.5)
+    with pytest.raises(ValueError, match="history_months"):  # more than the months the asset declares
+        HotspotTest(history_months=13)
 
 
 def stats_tables(monthly_counts: dict[str, dict[str, int]]) -> duckdb.DuckDBPyConnection:

@@ -11,7 +11,8 @@ from crime_assets.hotspots.h3_stats import (
 )
 from crime_assets.hotspots.h3_hourly import HOURLY_COUNTS_TABLE, build_hourly_counts
 from crime_assets.hotspots.hotspots import (
-    HOTSPOTS, HOTSPOTS_TABLE, HotspotTest, find_hotspots, hotspot_resolution, hotspots_missing_from_stats, map_inputs,
+    HOTSPOTS, HOTSPOTS_TABLE, MAX_HISTORY_MONTHS, HotspotTest, find_hotspots, hotspot_resolution,
+    hotspots_missing_from_stats, map_inputs,
 )
 from crime_assets.hotspots.maps import render_months, thumbnail_markdown
 from crime_assets.defs.common.metadata import column_schema, markdown_table, window_of
@@ -169,9 +170,8 @@ class HotspotsConfig(dg.Config, HotspotTest):
     """The hotspot test (crime_assets/hotspots/hotspots.py)."""
 
 
-# Month M's test reads h3_monthly_stats of M and of the trailing months before it (the default window;
-# a run configured with a longer history_months reads further back than the graph shows).
-HOTSPOT_HISTORY = month_and_history(HotspotsConfig.model_fields["history_months"].default)
+# Month M's test reads h3_monthly_stats of M and of at most the 12 months before it.
+HOTSPOT_HISTORY = month_and_history(MAX_HISTORY_MONTHS)
 
 
 @_gold_table(HOTSPOTS_TABLE, HOTSPOTS, blocking=False,

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import pytest
 
 from crime_assets import warehouse
@@ -53,3 +54,28 @@ def test_a_local_data_path_defaults_to_the_data_dir_and_is_made_absolute(tmp_pat
 def test_bad_warehouse_settings_are_refused_by_name(env, message):
     with pytest.raises(ValueError, match=message):
         Settings.from_env({"CRIME_DATA_DIR": str(Path("data")), **env})
+
+
+def _storage_version(con) -> str:
+    return con.execute("SELECT tags['storage_version'] FROM duckdb_databases() WHERE database_name = 'warehouse'"
+                       ).fetchall()[0][0]
+
+
+def test_a_new_warehouse_file_is_created_in_the_v1_3_format_and_an_old_one_keeps_its_own(tmp_path):
+    settings = Settings.from_env({"CRIME_DATA_DIR": str(tmp_path)})
+    resource = build_warehouse(settings)
+    with resource.connect() as con:
+        con.execute("CREATE TABLE t AS SELECT 'cell-' || (i % 997)::VARCHAR AS s FROM range(200000) AS r(i)")
+        con.execute("CHECKPOINT")
+        assert _storage_version(con) == "v1.3.0+"
+        assert {c for (c,) in con.execute("SELECT compression FROM pragma_storage_info('t')"
+                                          " WHERE segment_type = 'VARCHAR'").fetchall()} == {"DICT_FSST"}
+    with warehouse.connect(settings=settings) as con:  # readers open it plainly
+        assert con.execute("SELECT count(*) FROM t").fetchall() == [(200000,)]
+
+    older = tmp_path / "older"
+    older.mkdir()
+    duckdb.connect(str(older / "warehouse.duckdb")).close()  # DuckDB's own default format
+    with build_warehouse(Settings.from_env({"CRIME_DATA_DIR": str(older)})).connect() as con:
+        con.execute("CREATE TABLE t AS SELECT 1 AS x")
+        assert _storage_version(con) == "v1.0.0+"

@@ -46,7 +46,7 @@ RAW_INCIDENTS = (
 RAW_QUARANTINE = (
     Column("month", "VARCHAR", "Partition whose load found the row (NULL: export row without a usable date)"),
     Column("reason", "VARCHAR", "Why the row was not loaded: missing_id, invalid_id, missing_date, "
-           "unparseable_date, date_outside_partition, superseded_duplicate"),
+           "unparseable_date, date_has_utc_offset, date_outside_partition, superseded_duplicate"),
     Column("id", "VARCHAR", "The id as found"),
     Column("case_number", "VARCHAR", "The case number as found"),
     Column("date", "VARCHAR", "The occurrence date as found"),

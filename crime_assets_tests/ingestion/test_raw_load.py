@@ -80,6 +80,8 @@ def test_unusable_rows_are_quarantined_with_a_reason_never_dropped(march_export)
         {k: v for k, v in records[1].items() if k != "id"},        # missing_id
         dict(records[2], id="12x"),                                   # invalid_id
         dict(records[3], date="31/03/2016 25:00"),                    # unparseable_date
+        dict(records[6], date="2016-03-05T10:00:00-06:00"),           # date_has_utc_offset
+        dict(records[7], date="2016-03-05T10:00:00Z"),                # date_has_utc_offset
         dict(records[4], date="2016-04-02T10:00:00.000"),             # date_outside_partition
         {k: v for k, v in records[5].items() if k != "date"},       # missing_date
         newer,                                                        # supersedes records[0]
@@ -88,7 +90,8 @@ def test_unusable_rows_are_quarantined_with_a_reason_never_dropped(march_export)
     con, loaded = load(staged)
     assert loaded.rows == 5
     assert loaded.quarantined_by_reason == {"date_outside_partition": 1, "invalid_id": 1, "missing_date": 1,
-                                            "missing_id": 1, "superseded_duplicate": 1, "unparseable_date": 1}
+                                            "missing_id": 1, "superseded_duplicate": 1, "unparseable_date": 1,
+                                            "date_has_utc_offset": 2}
     winner = con.sql(f"SELECT arrest, updated_on FROM raw_incidents WHERE id = {int(records[0]['id'])}").fetchall()
     assert winner == [(True, pd.Timestamp("2030-01-01").to_pydatetime())]
     kept = con.sql("SELECT month, reason, record FROM raw_incidents_quarantine ORDER BY reason").fetchall()

@@ -6,7 +6,11 @@ CREATE OR REPLACE TEMP TABLE typed_incidents AS
 WITH parsed AS (
     SELECT
         s.*,
-        COALESCE(TRY_STRPTIME(trim(s.date), '%m/%d/%Y %I:%M:%S %p'), TRY_CAST(trim(s.date) AS TIMESTAMP)) AS occurred_t,
+        -- Dates are Chicago local time: one with a UTC offset (which a cast would silently drop) is refused,
+        -- as load_model() refuses it.
+        COALESCE(TRY_STRPTIME(trim(s.date), '%m/%d/%Y %I:%M:%S %p'),
+                 TRY_CAST(CASE WHEN NOT regexp_matches(trim(s.date), '[0-9]:[0-9]{2}(:[0-9]{2}(\.[0-9]*)?)?\s*([Zz]|[+-][0-9]{2}(:?[0-9]{2})?)$')
+                               THEN trim(s.date) END AS TIMESTAMP)) AS occurred_t,
         COALESCE(TRY_STRPTIME(trim(s.updated_on), '%m/%d/%Y %I:%M:%S %p'), TRY_CAST(trim(s.updated_on) AS TIMESTAMP)) AS updated_t
     FROM staged_incidents AS s
 ),
@@ -45,6 +49,8 @@ typed AS (
             WHEN nullif(trim(parsed.id), '') IS NULL THEN 'missing_id'
             WHEN TRY_CAST(trim(parsed.id) AS BIGINT) IS NULL THEN 'invalid_id'
             WHEN nullif(trim(parsed.date), '') IS NULL THEN 'missing_date'
+            -- a date a plain cast reads, refused above for its offset
+            WHEN occurred_t IS NULL AND TRY_CAST(trim(parsed.date) AS TIMESTAMP) IS NOT NULL THEN 'date_has_utc_offset'
             WHEN occurred_t IS NULL THEN 'unparseable_date'
             WHEN occurred_t < $start OR occurred_t >= $end THEN 'date_outside_partition'
         END AS first_reason,

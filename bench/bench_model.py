@@ -27,8 +27,6 @@ import time
 import warnings
 from pathlib import Path
 
-from crime_assets.ingestion.socrata_records import socrata_records
-
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data" / "chicago"
 SAMPLE = REPO / "crime_assets" / "sample_data"
@@ -58,6 +56,7 @@ def main() -> None:
     import duckdb
 
     from crime_assets.definitions import build_defs
+    from crime_assets.ingestion.socrata_records import socrata_records
     from crime_assets.runs import materialize_months
     from crime_assets.common.settings import Settings
 

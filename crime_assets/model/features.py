@@ -67,14 +67,6 @@ _HISTORY_DESCRIPTIONS = {
     "block": "any incident on its block",
 }
 
-# The canonical incident fields the features read (crime_assets.common.schema.RAW_INCIDENTS names) and
-# the geography computed from the coordinates (incidents_enriched, or the model itself).
-INCIDENT_FIELDS = (
-    "id", "case_number", "occurred_at", "block", "iucr", "primary_type", "location_description", "fbi_code",
-    "domestic", "beat", "district", "ward", "community_area", "latitude", "longitude",
-)
-GEOGRAPHY_FIELDS = ("nearest_station_district", "station_distance_m", "h3_r8", "h3_r10")
-
 FEATURE_COLUMNS: tuple[Column, ...] = (
     Column("primary_type", "VARCHAR", "Primary description of the IUCR code (categorical)"),
     Column("iucr", "VARCHAR", "IUCR code (categorical)"),
@@ -114,7 +106,6 @@ FEATURE_COLUMNS: tuple[Column, ...] = (
     )),
 )
 FEATURE_NAMES = tuple(c.name for c in FEATURE_COLUMNS)
-NUMERIC_FEATURES = tuple(n for n in FEATURE_NAMES if n not in CATEGORICAL_FEATURES)
 
 ARREST_FEATURES = (
     Column("id", "BIGINT", "Incident id"),

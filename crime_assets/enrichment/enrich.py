@@ -55,7 +55,7 @@ def enrich_incidents(
     con: duckdb.DuckDBPyConnection, stations: pd.DataFrame, window: MonthWindow, chunk_months: int = 24
 ) -> EnrichStats:
     """Replace the window's months of incidents_enriched in one transaction, ``chunk_months`` at a time."""
-    bounds = {"first": window.keys[0], "last": window.keys[-1]}
+    bounds = window.bounds
     con.execute(create_table_sql(ENRICHED_TABLE, INCIDENTS_ENRICHED))
     columns = ", ".join(c.name for c in INCIDENTS_ENRICHED)
     districts = stations[stations["is_district_station"]].reset_index(drop=True)
@@ -68,7 +68,7 @@ def enrich_incidents(
         with transaction(con):
             con.execute(f"DELETE FROM {ENRICHED_TABLE} WHERE month BETWEEN $first AND $last", bounds)
             for part in window.chunks(chunk_months):
-                part_bounds = {"first": part.keys[0], "last": part.keys[-1]}
+                part_bounds = part.bounds
                 points = con.execute(
                     "SELECT DISTINCT latitude, longitude FROM raw_incidents WHERE month BETWEEN $first AND $last"
                     " AND latitude IS NOT NULL AND longitude IS NOT NULL", part_bounds).fetchnumpy()

@@ -272,7 +272,7 @@ def write_arrest_features(con: duckdb.DuckDBPyConnection, window: MonthWindow) -
     counted once (HistoryRun), and the run's rows inserted in one statement."""
     started = perf_counter()
     con.execute(create_table_sql(FEATURES_TABLE, ARREST_FEATURES))
-    bounds = {"first": window.keys[0], "last": window.keys[-1]}
+    bounds = window.bounds
     rows, history, rates = {}, {}, {}
     with transaction(con):
         con.execute(f"DELETE FROM {FEATURES_TABLE} WHERE month BETWEEN $first AND $last", bounds)

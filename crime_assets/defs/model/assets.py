@@ -64,7 +64,7 @@ def arrest_features(context: dg.AssetExecutionContext, warehouse: Warehouse) -> 
     window = window_of(context)
     with warehouse.connect() as con:
         stats = write_arrest_features(con, window)
-        bounds = {"first": window.keys[0], "last": window.keys[-1]}
+        bounds = window.bounds
         counts = con.execute(f"""
             SELECT count(*) FILTER (WHERE f.id IS NULL) AS missing, count(*) FILTER (WHERE e.id IS NULL) AS extra
             FROM (SELECT id FROM incidents_enriched WHERE month BETWEEN $first AND $last) e
